@@ -1,0 +1,62 @@
+"""The `kubeling` command."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+from pathlib import Path
+
+from kubeling import __version__
+from kubeling.cli import kubeconfig
+
+
+def _server_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data-dir", type=Path, default=None, help="state directory (default: $KUBELING_HOME, "
+                   "~/.local/share/kubeling, or /var/lib/kubeling as root)")
+    p.add_argument("--port", type=int, default=6443, help="API server port (default 6443)")
+    p.add_argument("--bind", default="127.0.0.1", help="API server address (default 127.0.0.1)")
+    p.add_argument("--no-merge-kubeconfig", action="store_true",
+                   help="do not merge the kubeling context into $KUBECONFIG or ~/.kube/config")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="kubeling", description="A Kubernetes-compatible orchestrator.")
+    parser.add_argument("--version", action="version", version=f"kubeling {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    up = sub.add_parser("up", help="run everything on this machine (control plane; nodes come later)")
+    _server_args(up)
+    server = sub.add_parser("server", help="run the control plane: API server")
+    _server_args(server)
+    kc = sub.add_parser("kubectl", help="run kubectl against this cluster", add_help=False)
+    kc.add_argument("args", nargs=argparse.REMAINDER)
+    if argv is None:
+        argv = sys.argv[1:]
+    if argv and argv[0] == "kubectl":
+        return run_kubectl(argv[1:])
+    args = parser.parse_args(argv)
+    if args.command in ("up", "server"):
+        from kubeling.cli.server import run
+        data_dir = args.data_dir or kubeconfig.default_data_dir()
+        return run(data_dir, args.bind, args.port, merge_kubeconfig=not args.no_merge_kubeconfig)
+    parser.error(f"unknown command {args.command}")
+    return 2
+
+
+def run_kubectl(args: list[str]) -> int:
+    binary = shutil.which("kubectl")
+    if binary is None:
+        print("kubeling: kubectl is not installed or not on PATH; install it from "
+              "https://kubernetes.io/docs/tasks/tools/", file=sys.stderr)
+        return 127
+    path = kubeconfig.default_data_dir() / "kubeconfig.yaml"
+    if not path.exists():
+        print(f"kubeling: no cluster kubeconfig at {path}; start one with `kubeling up`", file=sys.stderr)
+        return 1
+    os.execvp(binary, [binary, "--kubeconfig", str(path), *args])
+    return 0  # not reached
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,90 @@
+"""`kubeling server` / `kubeling up`: run the control plane until SIGINT/SIGTERM.
+
+Each component is a supervised `run()`; if one dies the process reports it and
+exits non-zero. A start-up failure (port taken, unreadable data dir) is one
+line on stderr and exit code 1.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import logging
+import signal
+import sys
+from pathlib import Path
+
+from aiohttp import web
+
+from kubeling.apiserver.app import APIServer
+from kubeling.cli import kubeconfig
+from kubeling.storage.sqlite import SQLiteStore
+
+log = logging.getLogger("kubeling")
+
+
+class StartupError(Exception):
+    """A reason the server cannot start, printed as one line."""
+
+
+async def serve(data_dir: Path, bind: str, port: int, *, merge_kubeconfig: bool = True) -> int:
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        probe = data_dir / ".write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise StartupError(f"data dir {data_dir} is not writable: {exc.strerror}") from exc
+    store = SQLiteStore(str(data_dir / "state.db"))
+    host = bind if bind not in ("0.0.0.0", "::") else "127.0.0.1"
+    server = APIServer(store, advertise_address=f"{host}:{port}")
+    await server.start()
+    runner = web.AppRunner(server.app(), access_log=None, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, bind, port, backlog=1024, reuse_address=True)
+    try:
+        await site.start()
+    except OSError as exc:
+        await runner.cleanup()
+        await server.stop()
+        if exc.errno == errno.EADDRINUSE:
+            raise StartupError(f"port {port} on {bind} is already in use") from exc
+        raise StartupError(f"cannot listen on {bind}:{port}: {exc.strerror}") from exc
+    url = f"http://{host}:{port}"
+    token = kubeconfig.ensure_token(data_dir)
+    kc = kubeconfig.write_kubeconfig(data_dir, url, token)
+    merged = ""
+    if merge_kubeconfig:
+        try:
+            merged = f"; context 'kubeling' merged into {kubeconfig.merge_into_user_config(url, token)}"
+        except OSError as exc:
+            merged = f"; could not merge into user kubeconfig: {exc}"
+    print(f"kubeling is ready at {url} — kubeconfig {kc}, join token {data_dir / 'token'}{merged}",
+          flush=True)
+    print(f"  try: kubectl --kubeconfig {kc} get namespaces", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        await runner.shutdown()
+        await runner.cleanup()
+        await server.stop()
+    return 0
+
+
+def run(data_dir: Path, bind: str, port: int, *, merge_kubeconfig: bool = True) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return asyncio.run(serve(data_dir, bind, port, merge_kubeconfig=merge_kubeconfig))
+    except StartupError as exc:
+        print(f"kubeling: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        with contextlib.suppress(Exception):
+            logging.shutdown()
