@@ -64,7 +64,7 @@ async def run_concurrent(n: int, concurrency: int, make) -> float:  # type: igno
 async def bench(url: str, args: argparse.Namespace) -> dict[str, float]:
     out: dict[str, float] = {}
     conn = aiohttp.TCPConnector(limit=64)
-    async with aiohttp.ClientSession(conn) as s:
+    async with aiohttp.ClientSession(connector=conn) as s:
         hdr = {"Content-Type": "application/json"}
 
         async def create_cm(i: int) -> None:
@@ -118,7 +118,7 @@ async def bench(url: str, args: argparse.Namespace) -> dict[str, float]:
 async def watch_latency(url: str, watchers: int, events: int) -> dict[str, float]:
     conn = aiohttp.TCPConnector(limit=watchers + 16)
     latencies: list[float] = []
-    async with aiohttp.ClientSession(conn, timeout=aiohttp.ClientTimeout(total=None)) as s:
+    async with aiohttp.ClientSession(connector=conn, timeout=aiohttp.ClientTimeout(total=None)) as s:
         async with s.get(f"{url}/api/v1/namespaces/default/configmaps?limit=1") as r:
             rv = (await r.json())["metadata"]["resourceVersion"]
         ready = 0

@@ -1,6 +1,7 @@
 """Request body decoding and response encoding.
 
-Bodies arrive as JSON or YAML (kubectl sends JSON, some tools YAML); anything
+Bodies arrive as JSON or YAML (kubectl sends JSON, some tools YAML), or as
+Kubernetes protobuf (kubectl 1.32+ typed clients; see protobuf.py); anything
 else, or malformed input, is a 400 with the decoder's message, never a 500.
 Responses are compact JSON: Go's encoder writes `{"a":1}` plus a newline, and
 the python client compares some error bodies byte for byte.
@@ -18,6 +19,7 @@ from kubeling.api import errors
 MAX_BODY_BYTES = 3 * 1024 * 1024  # kube-apiserver's limit for a request body
 
 JSON = "application/json"
+PROTOBUF = "application/vnd.kubernetes.protobuf"
 YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "application/apply-patch+yaml")
 
 
@@ -33,6 +35,10 @@ def decode_body(raw: bytes, content_type: str) -> Any:
         raise errors.RequestEntityTooLarge()
     if not raw.strip():
         raise errors.BadRequest("the request body is empty")
+    if media == PROTOBUF:
+        from kubeling.apiserver.protobuf import decode_protobuf_object  # lazy: loads a 240 KB schema
+
+        return decode_protobuf_object(raw)
     if media in YAML_TYPES:
         try:
             return yaml.load(raw, Loader=_Loader)  # noqa: S506 - restricted to plain data below

@@ -18,7 +18,7 @@ import asyncio
 import inspect
 import logging
 import random
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from typing import Any
 
 from kubeling.api.errors import StatusError
@@ -141,10 +141,9 @@ class Informer:
 
     # -- background -----------------------------------------------------------------------------
 
-    def _spawn(self, coro: Awaitable[None], what: str) -> None:
+    def _spawn(self, coro: Coroutine[Any, Any, None], what: str) -> None:
         name = f"informer[{self.resource.plural}]:{what}"
-        task = asyncio.ensure_future(coro)
-        task.set_name(name)
+        task = asyncio.create_task(coro, name=name)
         self._tasks.append(task)
         task.add_done_callback(lambda t: self._reap(t, name))
 

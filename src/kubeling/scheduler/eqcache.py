@@ -122,7 +122,7 @@ def _refresh(entry: _Entry, state: CycleState, pi: PodInfo, snapshot: Snapshot, 
 def schedule(result: ScheduleResult, state: CycleState, pi: PodInfo, snapshot: Snapshot, profile: Profile,
              seed: int | None) -> bool:
     """Fill `result` from the memo; False when the full path must run instead (nothing fits)."""
-    key = (id(profile), signature(pi), frozenset(state.skip_filter), frozenset(state.skip_score))
+    key = (profile, signature(pi), frozenset(state.skip_filter), frozenset(state.skip_score))
     memo = snapshot.memo
     entry = memo.pop(key, None)
     nodes = snapshot.node_list

@@ -116,7 +116,7 @@ class NodeInfo:
     __slots__ = (
         "name", "node", "labels", "taints", "unschedulable", "pods", "alloc_cpu", "alloc_mem", "alloc_eph",
         "alloc_scalar", "allowed_pods", "req_cpu", "req_mem", "req_eph", "req_scalar", "nz_cpu", "nz_mem",
-        "used_ports", "pods_with_affinity", "pods_with_required_anti_affinity",
+        "used_ports", "pods_with_affinity", "pods_with_required_anti_affinity", "free_cpu", "free_mem", "free_pods",
     )
 
     def __init__(self, node: dict[str, Any]) -> None:
@@ -134,6 +134,8 @@ class NodeInfo:
         self.allowed_pods = int_value(alloc_list["pods"]) if "pods" in alloc_list else 0
         self.pods: list[PodInfo] = []
         self.req_cpu = self.req_mem = self.req_eph = self.nz_cpu = self.nz_mem = 0
+        # allocatable - requested, kept up to date so the fit filter's hot loop reads one slot each
+        self.free_cpu, self.free_mem, self.free_pods = self.alloc_cpu, self.alloc_mem, self.allowed_pods
         self.req_scalar: dict[str, int] = {}
         self.used_ports: list[tuple[str, str, int]] = []
         self.pods_with_affinity: list[PodInfo] = []
@@ -168,6 +170,9 @@ class NodeInfo:
             self.req_scalar[k] = self.req_scalar.get(k, 0) + sign * v
         self.nz_cpu += sign * pi.non_zero_cpu
         self.nz_mem += sign * pi.non_zero_mem
+        self.free_cpu = self.alloc_cpu - self.req_cpu
+        self.free_mem = self.alloc_mem - self.req_mem
+        self.free_pods -= sign
         if pi.host_ports:
             if sign > 0:
                 self.used_ports.extend(pi.host_ports)
@@ -241,6 +246,10 @@ class Snapshot:
         """Every accounted pod, node by node."""
         for ni in self.node_list:
             yield from ni.pods
+
+    def pods_in_namespace(self, namespace: str) -> Iterator[PodInfo]:
+        """Every accounted pod of one namespace (what affinity terms and spread constraints count)."""
+        return (pi for pi in self.pods() if pi.namespace == namespace)
 
     def nodes_with_affinity_pods(self) -> list[NodeInfo]:
         """Nodes holding a pod with any (anti-)affinity term; empty without a scan when there are none."""

@@ -121,3 +121,9 @@ def test_host_ports_on_different_ips_do_not_conflict() -> None:
     existing = [pod("a", node_name="n", spec=ports("10.0.0.1"))]
     assert schedule(pod("p", spec=ports("10.0.0.2")), [node("n")], existing).selected_node == "n"
     assert schedule(pod("p", spec=ports("0.0.0.0")), [node("n")], existing).selected_node is None
+
+
+def test_zero_request_pod_fits_overcommitted_node() -> None:
+    existing = [pod("static", cpu="6", node_name="n")]  # e.g. a static pod admitted beyond allocatable
+    for memo in (True, False):
+        assert schedule(pod("p"), [node("n", cpu="4")], existing, memo=memo).selected_node == "n"

@@ -70,17 +70,12 @@ class BalancedAllocation:
         if not self._fast:
             return [self.score(state, pod, n) for n in nodes]
         pc, pm = state[NAME]
-        out = []
-        for n in nodes:
-            ac, am = n.alloc_cpu, n.alloc_mem
-            if ac and am:
-                fc = (n.req_cpu + pc) / ac
-                fm = (n.req_mem + pm) / am
-                d = (fc if fc < 1.0 else 1.0) - (fm if fm < 1.0 else 1.0)
-                out.append(int((1 - (d if d >= 0 else -d) / 2) * 100))
-            else:
-                out.append(self.score(state, pod, n))
-        return out
+        # (1 - |f_cpu - f_mem| / 2) * 100 with fractions capped at 1: the two-resource std-dev.
+        return [
+            int((1 - abs(min((n.req_cpu + pc) / ac, 1.0) - min((n.req_mem + pm) / am, 1.0)) / 2) * 100)
+            if (ac := n.alloc_cpu) and (am := n.alloc_mem) else self.score(state, pod, n)
+            for n in nodes
+        ]
 
 
 def new(args: dict[str, Any], handle: Handle) -> BalancedAllocation:

@@ -146,8 +146,11 @@ class NodeResourcesFit:
                     ok.append(n)
             return ok, bad
         # Hot path: only pods/cpu/memory matter; one pass, no allocation for fitting nodes.
-        ok = [n for n in nodes if len(n.pods) < n.allowed_pods and cpu <= n.alloc_cpu - n.req_cpu
-              and mem <= n.alloc_mem - n.req_mem]
+        # A zero request is never "insufficient", even on an overcommitted node (fitsRequest),
+        # hence the "anything goes" bound instead of 0.
+        cpu = cpu or -(1 << 62)
+        mem = mem or -(1 << 62)
+        ok = [n for n in nodes if n.free_pods > 0 and n.free_cpu >= cpu and n.free_mem >= mem]
         if len(ok) == len(nodes):
             return ok, []
         okset = {id(n) for n in ok}
@@ -190,23 +193,18 @@ class NodeResourcesFit:
         pc, pm = pod.non_zero_cpu, pod.non_zero_mem
         (_, wc), (_, wm) = self.resources
         ws = self.weight_sum
-        out = []
-        append = out.append
-        least = self.strategy == LEAST
-        for n in nodes:
-            ac, am = n.alloc_cpu, n.alloc_mem
-            rc, rm = n.nz_cpu + pc, n.nz_mem + pm
-            if ac and am:
-                if least:
-                    sc = (ac - rc) * 100 // ac if rc <= ac else 0
-                    sm = (am - rm) * 100 // am if rm <= am else 0
-                else:
-                    sc = (rc if rc < ac else ac) * 100 // ac
-                    sm = (rm if rm < am else am) * 100 // am
-                append((sc * wc + sm * wm) // ws)
-            else:
-                append(self.score(state, pod, n))
-        return out
+        if self.strategy == LEAST:
+            return [
+                (((ac - n.nz_cpu - pc) * 100 // ac if n.nz_cpu + pc <= ac else 0) * wc
+                 + ((am - n.nz_mem - pm) * 100 // am if n.nz_mem + pm <= am else 0) * wm) // ws
+                if (ac := n.alloc_cpu) and (am := n.alloc_mem) else self.score(state, pod, n)
+                for n in nodes
+            ]
+        return [
+            ((min(n.nz_cpu + pc, ac) * 100 // ac) * wc + (min(n.nz_mem + pm, am) * 100 // am) * wm) // ws
+            if (ac := n.alloc_cpu) and (am := n.alloc_mem) else self.score(state, pod, n)
+            for n in nodes
+        ]
 
 
 def _parse_args(args: dict[str, Any]) -> tuple[str, list[tuple[str, int]], list[tuple[int, int]] | None]:
