@@ -61,7 +61,10 @@ def git_show(git_dir: str, ref: str, path: str) -> str:
 
 def git_ls(git_dir: str, ref: str) -> list[str]:
     out = subprocess.run(
-        ["git", f"--git-dir={git_dir}", "ls-tree", "-r", "--name-only", ref], check=True, capture_output=True, text=True
+        ["git", f"--git-dir={git_dir}", "ls-tree", "-r", "--name-only", ref],
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout
     return out.splitlines()
 

@@ -40,7 +40,8 @@ def test_kill9_during_creates_loses_nothing_acknowledged(tmp_path: Path) -> None
             stop = threading.Event()
             lock = threading.Lock()
 
-            def writer(worker: int, round_: int = round_) -> None:
+            def writer(worker: int, round_: int = round_, stop: threading.Event = stop,
+                       lock: threading.Lock = lock) -> None:
                 i = 0
                 while not stop.is_set():
                     name = f"r{round_}-w{worker}-{i}"

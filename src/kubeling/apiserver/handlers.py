@@ -18,7 +18,7 @@ from aiohttp import web
 from kubeling.api import errors
 from kubeling.api.tables import build_table
 from kubeling.apiserver import objects, patching, serialization, subresources
-from kubeling.apiserver.deletion import Deleter, DeleteOptions
+from kubeling.apiserver.deletion import DeleteOptions, Deleter
 from kubeling.apiserver.listing import ListOptions, list_objects
 from kubeling.apiserver.negotiation import parse_bool, wants_table
 from kubeling.apiserver.requestinfo import RequestInfo, parse
@@ -146,7 +146,7 @@ class ResourceHandler:
             raise errors.MethodNotAllowed()
         opts = ListOptions.from_query(ri.info, request.query)
         raw = await request.read()
-        body = serialization.decode_object(raw, "application/json") if raw.strip() else None
+        body = serialization.decode_object(raw, request.content_type or "application/json") if raw.strip() else None
         dopts = DeleteOptions.from_body(body, dict(request.query), _dry_run(request.query))
         result = await list_objects(self.rest, ri.info, ri.namespace, ListOptions(
             label_selector=opts.label_selector, field_selector=opts.field_selector))
@@ -243,7 +243,7 @@ class ResourceHandler:
 
     async def _delete(self, request: web.Request, ri: RequestInfo) -> web.Response:
         raw = await request.read()
-        body = serialization.decode_object(raw, "application/json") if raw.strip() else None
+        body = serialization.decode_object(raw, request.content_type or "application/json") if raw.strip() else None
         opts = DeleteOptions.from_body(body, dict(request.query), _dry_run(request.query))
         obj, deleted_now = await self.deleter.delete(ri.info, ri.namespace, ri.name, opts)
         await self.server.after_delete(ri.info, obj, deleted_now=deleted_now)

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
@@ -63,19 +64,20 @@ def decode_protobuf_object(raw: bytes) -> dict[str, Any]:
         raise
     except _DecodeError as exc:
         raise errors.BadRequest(f"unable to decode protobuf request body: {exc}") from exc
-    except Exception as exc:  # noqa: BLE001 - any decoder failure is the client's bad input
-        raise errors.BadRequest(f"unable to decode protobuf request body: {type(exc).__name__}: {exc}") from exc
+    except Exception as exc:  # any other decoder failure is still the client's bad input
+        raise errors.BadRequest(
+            f"unable to decode protobuf request body: {type(exc).__name__}: {exc}"
+        ) from exc
 
 
 def _decode_envelope(raw: bytes, depth: int) -> dict[str, Any]:
     if not raw.startswith(MAGIC):
         raise _DecodeError("the body does not start with the Kubernetes protobuf magic number 'k8s\\x00'")
-    unknown = _Message(raw[len(MAGIC) :])
     api_version = kind = content_encoding = ""
     payload = b""
-    for number, wire, value in unknown.fields():
+    for number, wire, value in _fields(raw[len(MAGIC) :]):
         if number == 1 and wire == 2:
-            for tnum, twire, tval in _Message(value).fields():
+            for tnum, twire, tval in _fields(value):
                 if tnum == 1 and twire == 2:
                     api_version = _text(tval)
                 elif tnum == 2 and twire == 2:
@@ -101,36 +103,33 @@ def _message_for(api_version: str, kind: str) -> str:
     for candidate in (f"{package}.{kind}" if package else "", f"{_META}.{kind}"):
         if candidate in messages:
             return candidate
-    raise errors.BadRequest(f'no kind "{kind}" is registered for version "{api_version}" (protobuf request body)')
+    raise errors.BadRequest(
+        f'no kind "{kind}" is registered for version "{api_version}" (protobuf request body)'
+    )
 
 
-class _Message:
-    """Iterates over the (field number, wire type, value) triples of one encoded message."""
-
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-
-    def fields(self) -> Any:
-        data, pos, end = self.data, 0, len(self.data)
-        while pos < end:
-            key, pos = _varint(data, pos)
-            number, wire = key >> 3, key & 7
-            if number == 0:
-                raise _DecodeError("invalid field number 0")
-            if wire == 0:
-                value, pos = _varint(data, pos)
-            elif wire == 1:
-                value, pos = _fixed(data, pos, 8), pos + 8
-            elif wire == 5:
-                value, pos = _fixed(data, pos, 4), pos + 4
-            elif wire == 2:
-                length, pos = _varint(data, pos)
-                if pos + length > end:
-                    raise _DecodeError(f"truncated data: field {number} needs {length} bytes")
-                value, pos = data[pos : pos + length], pos + length
-            else:
-                raise _DecodeError(f"unsupported wire type {wire} for field {number}")
-            yield number, wire, value
+def _fields(data: bytes) -> Iterator[tuple[int, int, Any]]:
+    """Yield the (field number, wire type, value) triples of one encoded message."""
+    pos, end = 0, len(data)
+    while pos < end:
+        key, pos = _varint(data, pos)
+        number, wire = key >> 3, key & 7
+        if number == 0:
+            raise _DecodeError("invalid field number 0")
+        if wire == 0:
+            value, pos = _varint(data, pos)
+        elif wire == 1:
+            value, pos = _fixed(data, pos, 8), pos + 8
+        elif wire == 5:
+            value, pos = _fixed(data, pos, 4), pos + 4
+        elif wire == 2:
+            length, pos = _varint(data, pos)
+            if pos + length > end:
+                raise _DecodeError(f"truncated data: field {number} needs {length} bytes")
+            value, pos = data[pos : pos + length], pos + length
+        else:
+            raise _DecodeError(f"unsupported wire type {wire} for field {number}")
+        yield number, wire, value
 
 
 def _varint(data: bytes, pos: int) -> tuple[int, int]:
@@ -208,7 +207,7 @@ def _value(typ: Any, wire: int, value: Any, depth: int) -> Any:
     if special is not None:
         return special(value, depth)
     if typ in _wrappers():
-        return [_text(v) for n, w, v in _Message(value).fields() if n == 1 and w == 2]
+        return [_text(v) for n, w, v in _fields(value) if n == 1 and w == 2]
     return _decode_message(value, typ, depth + 1)
 
 
@@ -224,7 +223,7 @@ def _decode_message(data: bytes, message: str, depth: int) -> dict[str, Any]:
     if table is None:
         raise _DecodeError(f"no schema for protobuf message {message}")
     values: dict[str, Any] = {}
-    for number, wire, value in _Message(data).fields():
+    for number, wire, value in _fields(data):
         field = table.get(str(number))
         if field is None:
             continue  # unknown field: a newer client; Go's decoder skips it too
@@ -273,7 +272,7 @@ def _map_entry(typ: list[Any], data: bytes, depth: int) -> tuple[str, Any]:
     key: Any = "" if key_type == "string" else 0
     value: Any = None
     seen_value = False
-    for number, wire, raw in _Message(data).fields():
+    for number, wire, raw in _fields(data):
         if number == 1:
             key = _scalar(key_type, wire, raw)
         elif number == 2:
@@ -294,7 +293,7 @@ def _zero(typ: str, depth: int) -> Any:
 
 
 def _ints(data: bytes) -> dict[int, int]:
-    return {n: _signed(v) for n, w, v in _Message(data).fields() if w == 0}
+    return {n: _signed(v) for n, w, v in _fields(data) if w == 0}
 
 
 def _time(data: bytes, _depth: int) -> str | None:
@@ -347,7 +346,7 @@ def _fraction(value: int, scale: int) -> str:
 
 def _int_or_string(data: bytes, _depth: int) -> int | str:
     kind, int_val, str_val = 0, 0, ""
-    for number, wire, value in _Message(data).fields():
+    for number, wire, value in _fields(data):
         if number == 1 and wire == 0:
             kind = _signed(value)
         elif number == 2 and wire == 0:
@@ -359,7 +358,7 @@ def _int_or_string(data: bytes, _depth: int) -> int | str:
 
 def _quantity(data: bytes, _depth: int) -> str:
     text = "0"
-    for number, wire, value in _Message(data).fields():
+    for number, wire, value in _fields(data):
         if number == 1 and wire == 2:
             text = _text(value) or "0"
     return text
@@ -368,7 +367,7 @@ def _quantity(data: bytes, _depth: int) -> str:
 def _embedded_json(data: bytes, depth: int) -> Any:
     """RawExtension / FieldsV1: field 1 holds the embedded object's own encoding (JSON, or framed protobuf)."""
     raw = b""
-    for number, wire, value in _Message(data).fields():
+    for number, wire, value in _fields(data):
         if number == 1 and wire == 2:
             raw = value
     if not raw:

@@ -19,8 +19,8 @@ from kubeling.api import conversion, errors
 from kubeling.api.defaults import apply_defaults, apply_job_selector
 from kubeling.api.patch import update_managed_fields
 from kubeling.api.registry import Registry, ResourceInfo
-from kubeling.api.validation import validate
 from kubeling.api.schema import schema_for
+from kubeling.api.validation import validate
 from kubeling.apiserver import fieldvalidation, objects, strategy
 from kubeling.storage.interface import KeyExists, KeyNotFound, RevisionMismatch, Store
 
@@ -108,8 +108,8 @@ class ResourceStore:
             meta["name"] = objects.generate_name(str(meta["generateName"]))
         obj["apiVersion"] = info.api_version
         obj["kind"] = info.kind
-        for field in objects.SERVER_OWNED_META:
-            meta.pop(field, None)
+        for owned in objects.SERVER_OWNED_META:
+            meta.pop(owned, None)
         meta.pop("resourceVersion", None)
         strategy.prepare_for_create(info, obj)
         apply_defaults(info, obj)
@@ -247,12 +247,12 @@ class ResourceStore:
             strategy.prepare_for_update(info, old, new)
         meta = objects.meta(new)
         old_meta = old["metadata"]
-        for field in ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds",
-                      "namespace", "name"):
-            if field in old_meta:
-                meta[field] = old_meta[field]
+        for kept in ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds",
+                     "namespace", "name"):
+            if kept in old_meta:
+                meta[kept] = old_meta[kept]
             else:
-                meta.pop(field, None)
+                meta.pop(kept, None)
         if "generation" in old_meta:
             meta["generation"] = old_meta["generation"]
         meta["resourceVersion"] = old_meta.get("resourceVersion")

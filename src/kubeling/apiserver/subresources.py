@@ -14,7 +14,7 @@ from kubeling.api import errors
 from kubeling.api.labels import format_label_selector
 from kubeling.api.registry import ResourceInfo
 from kubeling.apiserver import objects
-from kubeling.apiserver.deletion import Deleter, DeleteOptions
+from kubeling.apiserver.deletion import DeleteOptions, Deleter
 from kubeling.apiserver.rest import ResourceStore, WriteOptions
 
 Obj = dict[str, Any]

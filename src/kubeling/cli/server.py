@@ -13,12 +13,16 @@ import errno
 import logging
 import signal
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
 from kubeling.apiserver.app import APIServer
 from kubeling.cli import kubeconfig
+from kubeling.cli.supervisor import Component, ComponentDied, supervise
+from kubeling.client import KubeClient
 from kubeling.storage.sqlite import SQLiteStore
 
 log = logging.getLogger("kubeling")
@@ -28,12 +32,18 @@ class StartupError(Exception):
     """A reason the server cannot start, printed as one line."""
 
 
-async def serve(data_dir: Path, bind: str, port: int, *, merge_kubeconfig: bool = True) -> int:
+def _check_writable(data_dir: Path) -> None:
+    data_dir.mkdir(parents=True, exist_ok=True)
+    probe = data_dir / ".write-test"
+    probe.write_text("")
+    probe.unlink()
+
+
+async def serve(data_dir: Path, bind: str, port: int, *, merge_kubeconfig: bool = True,
+                options: ServerOptions | None = None) -> int:
+    options = options or ServerOptions()
     try:
-        data_dir.mkdir(parents=True, exist_ok=True)
-        probe = data_dir / ".write-test"
-        probe.write_text("")
-        probe.unlink()
+        _check_writable(data_dir)
     except OSError as exc:
         raise StartupError(f"data dir {data_dir} is not writable: {exc.strerror}") from exc
     store = SQLiteStore(str(data_dir / "state.db"))
@@ -67,19 +77,41 @@ async def serve(data_dir: Path, bind: str, port: int, *, merge_kubeconfig: bool 
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    client = KubeClient(url, token=token, user_agent="kubeling-control-plane")
+    code = 0
     try:
-        await stop.wait()
+        await supervise(control_plane(client, options), stop)
+    except ComponentDied:
+        code = 1
     finally:
+        await client.close()
         await runner.shutdown()
         await runner.cleanup()
         await server.stop()
-    return 0
+    return code
 
 
-def run(data_dir: Path, bind: str, port: int, *, merge_kubeconfig: bool = True) -> int:
+def control_plane(client: KubeClient, options: ServerOptions) -> list[Component]:
+    """The components `kubeling server` runs beside the API server, each an API client."""
+    from kubeling.controllers.manager import ControllerManager
+
+    manager = ControllerManager(client, options=options.controller_options)
+    return [Component("controller-manager", manager.run)]
+
+
+@dataclass
+class ServerOptions:
+    """Flags of `kubeling server` that reach the control-plane components."""
+
+    scheduler_config: str | None = None
+    controller_options: dict[str, Any] = field(default_factory=dict)
+
+
+def run(data_dir: Path, bind: str, port: int, *, merge_kubeconfig: bool = True,
+        options: ServerOptions | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        return asyncio.run(serve(data_dir, bind, port, merge_kubeconfig=merge_kubeconfig))
+        return asyncio.run(serve(data_dir, bind, port, merge_kubeconfig=merge_kubeconfig, options=options))
     except StartupError as exc:
         print(f"kubeling: {exc}", file=sys.stderr)
         return 1

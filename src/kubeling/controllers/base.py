@@ -43,7 +43,7 @@ class InformerFactory:
                 self._started.add(res)
                 await inf.start()
 
-    async def wait_synced(self, timeout: float | None = None) -> bool:
+    async def wait_synced(self, timeout: float | None = None) -> bool:  # noqa: ASYNC109
         results = await asyncio.gather(*(i.wait_synced(timeout) for i in self._informers.values()))
         return all(results)
 

@@ -65,6 +65,8 @@ class ControllerManager:
         await self.informers.wait_synced()
         log.info("controller manager leading with %d controllers", len(self.controllers))
         tasks = [asyncio.create_task(c.run(), name=f"controller-{c.NAME}") for c in self.controllers]
+        if not tasks:
+            await asyncio.Event().wait()  # nothing enabled: lead, idle, until cancelled
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
             for t in done:

@@ -26,7 +26,7 @@ from kubeling.scheduler.snapshot import NodeInfo, PodInfo, Snapshot
 __all__ = [
     "MAX_NODE_SCORE", "Code", "Status", "CycleState", "NodeInfo", "PodInfo", "Snapshot",
     "PreFilterPlugin", "FilterPlugin", "PostFilterPlugin", "PostFilterResult", "PreScorePlugin",
-    "ScorePlugin", "Handle", "PluginFactory", "default_normalize_score",
+    "ScorePlugin", "NormalizeScorePlugin", "Handle", "PluginFactory", "default_normalize_score",
 ]
 
 MAX_NODE_SCORE = 100  # framework.MaxNodeScore
@@ -164,6 +164,15 @@ class ScorePlugin(Protocol):
     name: str
 
     def score(self, state: CycleState, pod: PodInfo, node: NodeInfo) -> int: ...
+
+
+@runtime_checkable
+class NormalizeScorePlugin(Protocol):
+    """ScoreExtensions: rescales one plugin's raw scores over all feasible nodes, in place."""
+
+    name: str
+
+    def normalize_score(self, state: CycleState, pod: PodInfo, scores: list[int], nodes: list[NodeInfo]) -> None: ...
 
 
 class Handle(Protocol):

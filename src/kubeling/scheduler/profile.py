@@ -34,8 +34,12 @@ class Profile:
     """One scheduler profile: plugin instances per extension point plus score weights."""
 
     def __init__(self, scheduler_name: str = DEFAULT_SCHEDULER_NAME, *, plugins: dict[str, Any] | None = None,
-                 plugin_config: list[dict[str, Any]] | None = None, where: str = "profile") -> None:
+                 plugin_config: list[dict[str, Any]] | None = None, where: str = "profile",
+                 percentage_of_nodes_to_score: int = 100) -> None:
         self.scheduler_name = scheduler_name
+        # 100 = filter every node and score every feasible one; 0 = upstream's adaptive default.
+        self.percentage_of_nodes_to_score = percentage_of_nodes_to_score
+        self.next_start_index = 0  # where the next sampled search starts (upstream's nextStartNodeIndex)
         args_by_name: dict[str, dict[str, Any]] = {}
         for i, pc in enumerate(plugin_config or []):
             name = (pc or {}).get("name")
@@ -147,6 +151,7 @@ def parse_config(config: dict[str, Any] | None) -> dict[str, Profile]:
     kind = config.get("kind", "KubeSchedulerConfiguration")
     if kind != "KubeSchedulerConfiguration":
         raise ValueError(f"scheduler config: kind {kind!r} is not KubeSchedulerConfiguration")
+    percentage = _percentage(config.get("percentageOfNodesToScore"), "percentageOfNodesToScore", 100)
     profiles: dict[str, Profile] = {}
     for i, p in enumerate(config.get("profiles") or []):
         if not isinstance(p, dict):
@@ -154,10 +159,19 @@ def parse_config(config: dict[str, Any] | None) -> dict[str, Profile]:
         name = p.get("schedulerName") or DEFAULT_SCHEDULER_NAME
         if name in profiles:
             raise ValueError(f"profiles[{i}].schedulerName: Duplicate value: {name!r}")
+        pct = _percentage(p.get("percentageOfNodesToScore"), f"profiles[{i}].percentageOfNodesToScore", percentage)
         profiles[name] = Profile(name, plugins=p.get("plugins"), plugin_config=p.get("pluginConfig"),
-                                 where=f"profiles[{i}]")
-    profiles.setdefault(DEFAULT_SCHEDULER_NAME, Profile())
+                                 where=f"profiles[{i}]", percentage_of_nodes_to_score=pct)
+    profiles.setdefault(DEFAULT_SCHEDULER_NAME, Profile(percentage_of_nodes_to_score=percentage))
     return profiles
+
+
+def _percentage(value: Any, where: str, default: int) -> int:
+    if value is None:
+        return default
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 100:
+        raise ValueError(f"{where}: Invalid value: {value!r}: not in valid range [0-100]")
+    return value
 
 
 def load_profiles(path: str | Path | None = None) -> dict[str, Profile]:

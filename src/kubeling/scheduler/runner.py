@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import random
 import zlib
-from itertools import compress
+from itertools import compress, repeat
+from operator import add, mul
 from typing import Any
 
 from kubeling.scheduler.framework import CycleState, NodeInfo, PodInfo, Snapshot, Status
@@ -68,10 +69,9 @@ def run_score_chain(state: CycleState, pi: PodInfo, nodes: list[NodeInfo], score
         if normalize is not None:
             normalize(state, pi, scores, nodes)
         scores_by_plugin[p.name] = scores
-        if weight == 1:
-            totals = [t + s for t, s in zip(totals, scores, strict=True)]
-        else:
-            totals = [t + s * weight for t, s in zip(totals, scores, strict=True)]
+        # map() over operator functions keeps the per-node arithmetic in C.
+        weighted = scores if weight == 1 else map(mul, scores, repeat(weight))
+        totals = list(map(add, totals, weighted))
     return scores_by_plugin, totals, skipped
 
 

@@ -13,6 +13,7 @@ any pods with affinity?) so plugins can return Skip without walking all nodes.
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Iterator
 from typing import Any
 
@@ -207,11 +208,10 @@ class Snapshot:
         self.node_list: list[NodeInfo] = node_infos
         self.node_infos: dict[str, NodeInfo] = {ni.name: ni for ni in node_infos}
         self.namespace_labels: dict[str, dict[str, str]] = namespace_labels or {}
-        self.has_unschedulable_nodes = any(ni.unschedulable for ni in node_infos)
-        self.has_hard_taints = any(
-            t.get("effect") in ("NoSchedule", "NoExecute") for ni in node_infos for t in ni.taints
-        )
-        self.has_prefer_taints = any(t.get("effect") == "PreferNoSchedule" for ni in node_infos for t in ni.taints)
+        # Counters rather than flags so node updates (heartbeats) stay O(1).
+        self._unschedulable = self._hard_tainted = self._prefer_tainted = 0
+        for ni in node_infos:
+            self._count_node(ni, 1)
         self.affinity_pods = sum(len(ni.pods_with_affinity) for ni in node_infos)
         self.required_anti_affinity_pods = sum(len(ni.pods_with_required_anti_affinity) for ni in node_infos)
         self._where: dict[str, str] = {pi.key: ni.name for ni in node_infos for pi in ni.pods}
@@ -220,6 +220,23 @@ class Snapshot:
         self.changes: list[str] = []
         self.index: dict[str, int] = {ni.name: i for i, ni in enumerate(node_infos)}
         self.memo: dict[Any, Any] = {}
+
+    def _count_node(self, ni: NodeInfo, sign: int) -> None:
+        self._unschedulable += sign * ni.unschedulable
+        self._hard_tainted += sign * any(t.get("effect") in ("NoSchedule", "NoExecute") for t in ni.taints)
+        self._prefer_tainted += sign * any(t.get("effect") == "PreferNoSchedule" for t in ni.taints)
+
+    @property
+    def has_unschedulable_nodes(self) -> bool:
+        return self._unschedulable > 0
+
+    @property
+    def has_hard_taints(self) -> bool:
+        return self._hard_tainted > 0
+
+    @property
+    def has_prefer_taints(self) -> bool:
+        return self._prefer_tainted > 0
 
     @classmethod
     def build(cls, nodes: list[dict[str, Any]], pods: list[dict[str, Any]], *,
@@ -290,6 +307,48 @@ class Snapshot:
             self.affinity_pods -= pi.has_affinity
             self.required_anti_affinity_pods -= bool(pi.required_anti_affinity)
         return pi
+
+    def add_pod(self, pod: dict[str, Any]) -> PodInfo | None:
+        """Account a pod the informer saw bound (`spec.nodeName`); terminal or unbound pods are forgotten."""
+        node_name = (pod.get("spec") or {}).get("nodeName")
+        if not node_name or (pod.get("status") or {}).get("phase") in _TERMINAL or node_name not in self.node_infos:
+            meta = pod.get("metadata") or {}
+            self.forget(f"{meta.get('namespace') or 'default'}/{meta.get('name') or ''}")
+            return None
+        return self.assume(pod, node_name)
+
+    def update_node(self, node: dict[str, Any]) -> NodeInfo:
+        """Add a node or replace its spec/status, keeping the pods accounted on it."""
+        fresh = NodeInfo(node)
+        old = self.node_infos.get(fresh.name)
+        if old is None:
+            names = [ni.name for ni in self.node_list]
+            self.node_list.insert(bisect.bisect(names, fresh.name), fresh)
+            self.index = {ni.name: i for i, ni in enumerate(self.node_list)}
+            self.memo.clear()  # memoized per-node arrays are aligned with node_list
+        else:
+            self._count_node(old, -1)
+            for pi in old.pods:
+                fresh.add_pod(pi)
+            self.node_list[self.index[fresh.name]] = fresh
+            self.changes.append(fresh.name)
+        self.node_infos[fresh.name] = fresh
+        self._count_node(fresh, 1)
+        return fresh
+
+    def remove_node(self, name: str) -> None:
+        """Drop a node and forget the pods accounted on it."""
+        ni = self.node_infos.pop(name, None)
+        if ni is None:
+            return
+        self._count_node(ni, -1)
+        for pi in ni.pods:
+            self._where.pop(pi.key, None)
+            self.affinity_pods -= pi.has_affinity
+            self.required_anti_affinity_pods -= bool(pi.required_anti_affinity)
+        self.node_list = [n for n in self.node_list if n.name != name]
+        self.index = {n.name: i for i, n in enumerate(self.node_list)}
+        self.memo.clear()
 
     def with_node(self, replacement: NodeInfo) -> Snapshot:
         """A shallow copy in which one NodeInfo is replaced (preemption's what-if view)."""

@@ -105,3 +105,45 @@ def test_single_feasible_node_skips_scoring() -> None:
 def test_pods_without_node_or_on_unknown_nodes_are_ignored() -> None:
     existing = [pod("pending", cpu="4"), pod("ghost", cpu="4", node_name="gone")]
     assert schedule(pod("p", cpu="4"), [node("a")], existing).selected_node == "a"
+
+
+@pytest.mark.parametrize(("percentage", "nodes", "want"), [
+    (100, 5000, 5000), (0, 5000, 500), (0, 50, 50), (0, 100000, 5000), (10, 500, 100), (30, 1000, 300),
+], ids=["all", "adaptive-5000", "small-cluster", "adaptive-floor-5pct", "min-100", "explicit"])
+def test_num_feasible_nodes_to_find(percentage: int, nodes: int, want: int) -> None:
+    from kubeling.scheduler.core import num_feasible_nodes_to_find
+    assert num_feasible_nodes_to_find(percentage, nodes) == want
+
+
+def test_percentage_of_nodes_to_score_samples_round_robin() -> None:
+    from kubeling.scheduler.profile import parse_config
+    prof = parse_config({"percentageOfNodesToScore": 10})["default-scheduler"]
+    # memo=False: the equivalence cache always looks at every node (it is cheap enough to).
+    snap = Snapshot.build([node(f"n{i:03d}") for i in range(300)], [])
+    r = schedule_one(pod("a"), snap, prof, memo=False)
+    assert len(r.feasible) == 100 and prof.next_start_index == 100
+    r = schedule_one(pod("b"), snap, prof, memo=False)
+    assert r.feasible[0].name == "n100"
+    # an unschedulable pod still evaluates every node for its FitError
+    r = schedule_one(pod("c", cpu="64"), snap, prof, memo=False)
+    assert r.message.startswith("0/300 nodes are available: 300 Insufficient cpu.")
+
+
+def test_snapshot_follows_node_and_pod_updates() -> None:
+    snap = Snapshot.build([node("b")], [])
+    prof = default_profile()
+    for p in (pod("x1", cpu="100m"), pod("x2", cpu="100m")):  # warm the equivalence cache
+        snap.assume(p, schedule_one(p, snap, prof).selected_node or "")
+    snap.update_node(node("a", cpu="16"))
+    assert [n.name for n in snap.node_list] == ["a", "b"]
+    assert schedule_one(pod("p", cpu="100m"), snap, prof).selected_node == "a"
+    snap.update_node(node("a", cpu="16", taints=[GPU_TAINT]))
+    assert snap.has_hard_taints
+    assert schedule_one(pod("p", cpu="100m"), snap, prof).selected_node == "b"
+    assert snap.add_pod(pod("bound", cpu="3", node_name="b")) is not None
+    assert snap.get("b").req_cpu == 3200  # type: ignore[union-attr]
+    done = pod("bound", cpu="3", node_name="b")
+    done["status"]["phase"] = "Succeeded"
+    assert snap.add_pod(done) is None and snap.get("b").req_cpu == 200  # type: ignore[union-attr]
+    snap.remove_node("b")
+    assert schedule_one(pod("p", cpu="100m"), snap, prof).message.startswith("0/1 nodes are available: 1 node(s) had")

@@ -70,12 +70,24 @@ class BalancedAllocation:
         if not self._fast:
             return [self.score(state, pod, n) for n in nodes]
         pc, pm = state[NAME]
-        # (1 - |f_cpu - f_mem| / 2) * 100 with fractions capped at 1: the two-resource std-dev.
-        return [
-            int((1 - abs(min((n.req_cpu + pc) / ac, 1.0) - min((n.req_mem + pm) / am, 1.0)) / 2) * 100)
-            if (ac := n.alloc_cpu) and (am := n.alloc_mem) else self.score(state, pod, n)
-            for n in nodes
-        ]
+        out = []
+        append = out.append
+        for n in nodes:
+            ac = n.alloc_cpu
+            am = n.alloc_mem
+            if not (ac and am):
+                append(self.score(state, pod, n))
+                continue
+            # Two resources: std-dev is |f_cpu - f_mem| / 2, fractions capped at 1.
+            fc = (n.req_cpu + pc) / ac
+            fm = (n.req_mem + pm) / am
+            if fc > 1.0:
+                fc = 1.0
+            if fm > 1.0:
+                fm = 1.0
+            std = (fc - fm if fc > fm else fm - fc) / 2
+            append(int((1 - std) * MAX_NODE_SCORE))
+        return out
 
 
 def new(args: dict[str, Any], handle: Handle) -> BalancedAllocation:

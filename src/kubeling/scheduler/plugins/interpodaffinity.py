@@ -34,6 +34,10 @@ REASON_ANTI_AFFINITY = "node(s) didn't match pod anti-affinity rules"
 REASON_EXISTING_ANTI_AFFINITY = "node(s) didn't satisfy existing pods anti-affinity rules"
 
 Pair = tuple[str, str]
+# Statuses are never mutated once returned, so one instance per reason serves every node.
+_AFFINITY = Status.unresolvable(REASON_AFFINITY, plugin=NAME)
+_ANTI_AFFINITY = Status.unschedulable(REASON_ANTI_AFFINITY, plugin=NAME)
+_EXISTING_ANTI_AFFINITY = Status.unschedulable(REASON_EXISTING_ANTI_AFFINITY, plugin=NAME)
 
 
 def _bump(counts: dict[Pair, int], labels: dict[str, str], key: str, by: int) -> None:
@@ -92,21 +96,34 @@ class InterPodAffinity:
             for t in pod.required_affinity:
                 v = labels.get(t.topology_key)
                 if v is None:
-                    return Status.unresolvable(REASON_AFFINITY, plugin=NAME)
+                    return _AFFINITY
                 if affinity.get((t.topology_key, v), 0) <= 0:
                     pods_exist = False
             if not pods_exist and not (not affinity and self_match):
-                return Status.unresolvable(REASON_AFFINITY, plugin=NAME)
+                return _AFFINITY
         if anti:
             for t in pod.required_anti_affinity:
                 v = labels.get(t.topology_key)
                 if v is not None and anti.get((t.topology_key, v), 0) > 0:
-                    return Status.unschedulable(REASON_ANTI_AFFINITY, plugin=NAME)
+                    return _ANTI_AFFINITY
         if existing_anti:
-            for k, v in labels.items():
-                if existing_anti.get((k, v), 0) > 0:
-                    return Status.unschedulable(REASON_EXISTING_ANTI_AFFINITY, plugin=NAME)
+            for kv in labels.items():
+                if existing_anti.get(kv, 0) > 0:
+                    return _EXISTING_ANTI_AFFINITY
         return None
+
+    def filter_nodes(self, state: CycleState, pod: PodInfo, nodes: list[NodeInfo]
+                     ) -> tuple[list[NodeInfo], list[tuple[NodeInfo, Status]]]:
+        ok: list[NodeInfo] = []
+        bad: list[tuple[NodeInfo, Status]] = []
+        f = self.filter
+        for n in nodes:
+            st = f(state, pod, n)
+            if st is None:
+                ok.append(n)
+            else:
+                bad.append((n, st))
+        return ok, bad
 
     # --- score ----------------------------------------------------------------------------
 

@@ -193,18 +193,25 @@ class NodeResourcesFit:
         pc, pm = pod.non_zero_cpu, pod.non_zero_mem
         (_, wc), (_, wm) = self.resources
         ws = self.weight_sum
-        if self.strategy == LEAST:
-            return [
-                (((ac - n.nz_cpu - pc) * 100 // ac if n.nz_cpu + pc <= ac else 0) * wc
-                 + ((am - n.nz_mem - pm) * 100 // am if n.nz_mem + pm <= am else 0) * wm) // ws
-                if (ac := n.alloc_cpu) and (am := n.alloc_mem) else self.score(state, pod, n)
-                for n in nodes
-            ]
-        return [
-            ((min(n.nz_cpu + pc, ac) * 100 // ac) * wc + (min(n.nz_mem + pm, am) * 100 // am) * wm) // ws
-            if (ac := n.alloc_cpu) and (am := n.alloc_mem) else self.score(state, pod, n)
-            for n in nodes
-        ]
+        out = []
+        append = out.append
+        least = self.strategy == LEAST
+        for n in nodes:
+            ac = n.alloc_cpu
+            am = n.alloc_mem
+            if not (ac and am):
+                append(self.score(state, pod, n))
+                continue
+            rc = n.nz_cpu + pc
+            rm = n.nz_mem + pm
+            if least:
+                sc = (ac - rc) * 100 // ac if rc <= ac else 0
+                sm = (am - rm) * 100 // am if rm <= am else 0
+            else:
+                sc = (rc if rc < ac else ac) * 100 // ac
+                sm = (rm if rm < am else am) * 100 // am
+            append((sc * wc + sm * wm) // ws)
+        return out
 
 
 def _parse_args(args: dict[str, Any]) -> tuple[str, list[tuple[str, int]], list[tuple[int, int]] | None]:

@@ -33,6 +33,9 @@ NAME = "PodTopologySpread"
 REASON = "node(s) didn't match pod topology spread constraints"
 REASON_MISSING_LABEL = REASON + " (missing required label)"
 HOSTNAME = "kubernetes.io/hostname"
+# Statuses are never mutated once returned, so one instance per reason serves every node.
+_SKEWED = Status.unschedulable(REASON, plugin=NAME)
+_MISSING_LABEL = Status.unresolvable(REASON_MISSING_LABEL, plugin=NAME)
 
 
 class Constraint:
@@ -88,32 +91,52 @@ class PodTopologySpread:
         affinity = required_node_matcher(pod.pod)
         counts: list[dict[str, int]] = [{} for _ in constraints]
         keys = [c.topology_key for c in constraints]
+        ns = pod.namespace
         for ni in snapshot.node_list:
             labels = ni.labels
             if not all(k in labels for k in keys):
                 continue
-            for i, c in enumerate(constraints):
+            for c, cnt in zip(constraints, counts, strict=True):
                 if _included(c, pod, ni, affinity):
                     v = labels[c.topology_key]
-                    counts[i][v] = counts[i].get(v, 0) + _count(ni, c, pod.namespace)
+                    cnt[v] = cnt.get(v, 0) + (_count(ni, c, ns) if ni.pods else 0)
         mins = [
             0 if len(cnt) < c.min_domains else min(cnt.values(), default=0)
             for c, cnt in zip(constraints, counts, strict=True)
         ]
         self_match = [1 if c.selector(pod.labels) else 0 for c in constraints]
-        state[NAME] = (constraints, counts, mins, self_match)
+        # Per constraint: the skew check's outcome for each known domain, and for unknown ones.
+        verdicts = [
+            ({v: n + self_match[i] - mins[i] <= c.max_skew for v, n in cnt.items()},
+             self_match[i] - mins[i] <= c.max_skew)
+            for i, (c, cnt) in enumerate(zip(constraints, counts, strict=True))
+        ]
+        state[NAME] = (constraints, verdicts)
         return None
 
     def filter(self, state: CycleState, pod: PodInfo, node: NodeInfo) -> Status | None:
-        constraints, counts, mins, self_match = state[NAME]
+        constraints, verdicts = state[NAME]
         labels = node.labels
-        for i, c in enumerate(constraints):
+        for c, (by_value, unknown_ok) in zip(constraints, verdicts, strict=True):
             v = labels.get(c.topology_key)
             if v is None:
-                return Status.unresolvable(REASON_MISSING_LABEL, plugin=NAME)
-            if counts[i].get(v, 0) + self_match[i] - mins[i] > c.max_skew:
-                return Status.unschedulable(REASON, plugin=NAME)
+                return _MISSING_LABEL
+            if not by_value.get(v, unknown_ok):
+                return _SKEWED
         return None
+
+    def filter_nodes(self, state: CycleState, pod: PodInfo, nodes: list[NodeInfo]
+                     ) -> tuple[list[NodeInfo], list[tuple[NodeInfo, Status]]]:
+        ok: list[NodeInfo] = []
+        bad: list[tuple[NodeInfo, Status]] = []
+        f = self.filter
+        for n in nodes:
+            st = f(state, pod, n)
+            if st is None:
+                ok.append(n)
+            else:
+                bad.append((n, st))
+        return ok, bad
 
     def pre_score(self, state: CycleState, pod: PodInfo, snapshot: Snapshot, nodes: list[NodeInfo]) -> Status | None:
         constraints = _constraints(pod, "ScheduleAnyway")

@@ -1,0 +1,51 @@
+"""Supervised components (the k3s model): each is `async def run()`, started in
+dependency order; if any one returns or raises while the process is not
+stopping, that is reported and everything stops with a non-zero exit."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import sys
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+log = logging.getLogger("kubeling.supervisor")
+
+
+@dataclass
+class Component:
+    """A named long-running coroutine factory."""
+
+    name: str
+    run: Callable[[], Awaitable[None]]
+
+
+class ComponentDied(Exception):
+    """A supervised component stopped on its own."""
+
+
+async def supervise(components: list[Component], stop: asyncio.Event) -> None:
+    """Run every component until `stop` is set; raise ComponentDied if one ends first."""
+    tasks = {asyncio.create_task(c.run(), name=c.name): c for c in components}
+    stopper = asyncio.create_task(stop.wait(), name="stop-signal")
+    try:
+        done, _ = await asyncio.wait([*tasks, stopper], return_when=asyncio.FIRST_COMPLETED)
+        for task in done:
+            if task is stopper:
+                continue
+            comp = tasks[task]
+            exc = task.exception() if not task.cancelled() else None
+            reason = f"{type(exc).__name__}: {exc}" if exc else "exited"
+            print(f"kubeling: component {comp.name} died ({reason}); stopping", file=sys.stderr, flush=True)
+            if exc is not None:
+                log.error("component %s died", comp.name, exc_info=exc)
+            raise ComponentDied(comp.name)
+    finally:
+        stopper.cancel()
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(BaseException):
+                await task

@@ -1,0 +1,1 @@
+"""The node agent: registers its Node, heartbeats through a Lease, runs pods."""
