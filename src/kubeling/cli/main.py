@@ -29,6 +29,16 @@ def main(argv: list[str] | None = None) -> int:
     _server_args(up)
     server = sub.add_parser("server", help="run the control plane: API server")
     _server_args(server)
+    server.add_argument("--scheduler-config", default=None,
+                        help="KubeSchedulerConfiguration file (profiles, plugins, scoring strategy)")
+    up.add_argument("--scheduler-config", default=None, help=argparse.SUPPRESS)
+    sim = sub.add_parser("simulate", help="register N simulated nodes whose pods run instantly")
+    sim.add_argument("--kubeconfig", required=True)
+    sim.add_argument("--nodes", type=int, required=True)
+    sim.add_argument("--cpu", default="4")
+    sim.add_argument("--memory", default="8Gi")
+    sim.add_argument("--pods", type=int, default=110)
+    sim.add_argument("--name-prefix", default="sim")
     kc = sub.add_parser("kubectl", help="run kubectl against this cluster", add_help=False)
     kc.add_argument("args", nargs=argparse.REMAINDER)
     if argv is None:
@@ -37,9 +47,16 @@ def main(argv: list[str] | None = None) -> int:
         return run_kubectl(argv[1:])
     args = parser.parse_args(argv)
     if args.command in ("up", "server"):
-        from kubeling.cli.server import run
+        from kubeling.cli.server import ServerOptions, run
         data_dir = args.data_dir or kubeconfig.default_data_dir()
-        return run(data_dir, args.bind, args.port, merge_kubeconfig=not args.no_merge_kubeconfig)
+        return run(data_dir, args.bind, args.port, merge_kubeconfig=not args.no_merge_kubeconfig,
+                   options=ServerOptions(scheduler_config=args.scheduler_config))
+    if args.command == "simulate":
+        from kubeling.cli import simulate
+        if args.nodes < 1:
+            parser.error("--nodes must be at least 1")
+        return simulate.run(args.kubeconfig, args.nodes, cpu=args.cpu, memory=args.memory, pods=args.pods,
+                            prefix=args.name_prefix)
     parser.error(f"unknown command {args.command}")
     return 2
 

@@ -92,12 +92,17 @@ class PodTopologySpread:
         counts: list[dict[str, int]] = [{} for _ in constraints]
         keys = [c.topology_key for c in constraints]
         ns = pod.namespace
+        policies = any((c.honor_affinity and affinity is not None) or c.honor_taints for c in constraints)
+        pairs = list(zip(constraints, counts, strict=True))
         for ni in snapshot.node_list:
             labels = ni.labels
-            if not all(k in labels for k in keys):
-                continue
-            for c, cnt in zip(constraints, counts, strict=True):
-                if _included(c, pod, ni, affinity):
+            for k in keys:
+                if k not in labels:
+                    break
+            else:
+                for c, cnt in pairs:
+                    if policies and not _included(c, pod, ni, affinity):
+                        continue
                     v = labels[c.topology_key]
                     cnt[v] = cnt.get(v, 0) + (_count(ni, c, ns) if ni.pods else 0)
         mins = [
@@ -129,6 +134,19 @@ class PodTopologySpread:
                      ) -> tuple[list[NodeInfo], list[tuple[NodeInfo, Status]]]:
         ok: list[NodeInfo] = []
         bad: list[tuple[NodeInfo, Status]] = []
+        constraints, verdicts = state[NAME]
+        if len(constraints) == 1:  # the common case, inlined
+            key = constraints[0].topology_key
+            by_value, unknown_ok = verdicts[0]
+            for n in nodes:
+                v = n.labels.get(key)
+                if v is None:
+                    bad.append((n, _MISSING_LABEL))
+                elif by_value.get(v, unknown_ok):
+                    ok.append(n)
+                else:
+                    bad.append((n, _SKEWED))
+            return ok, bad
         f = self.filter
         for n in nodes:
             st = f(state, pod, n)
