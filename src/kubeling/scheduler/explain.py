@@ -37,7 +37,7 @@ def format_explanation(result: ScheduleResult, *, max_nodes: int | None = None) 
     if plugins:
         lines.append("Score weights: " + ", ".join(f"{p}×{result.weights.get(p, 1)}" for p in plugins))
     if result.skipped_score_plugins:
-        lines.append("Skipped (nothing to score for this pod): " + ", ".join(result.skipped_score_plugins))
+        lines.append("Skipped (Skip at PreScore: no effect on the ranking for this pod): " + ", ".join(result.skipped_score_plugins))
     if len(result.feasible) == 1 and not plugins:
         lines.append("Only one feasible node: scoring skipped.")
 
