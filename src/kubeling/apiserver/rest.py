@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from kubeling.api import conversion, errors
+from kubeling.api import conversion, crdschema, errors
 from kubeling.api.defaults import apply_defaults, apply_job_selector
 from kubeling.api.patch import update_managed_fields
 from kubeling.api.registry import Registry, ResourceInfo
@@ -113,7 +113,7 @@ class ResourceStore:
         meta.pop("resourceVersion", None)
         strategy.prepare_for_create(info, obj)
         apply_defaults(info, obj)
-        causes = validate(info, obj, None)
+        causes = validate(info, obj, None) + self._schema_causes(info, obj)
         if causes:
             raise errors.Invalid(info.kind, objects.object_name(obj), causes, info.group)
         if info.namespaced:
@@ -153,12 +153,25 @@ class ResourceStore:
     def decode_check(self, info: ResourceInfo, obj: Obj, opts: WriteOptions) -> None:
         """Type-check and prune unknown fields as decoding into Kubernetes' structs would."""
         if info.crd is not None:
+            crd_schema = crdschema.schema_for_info(info.crd)
+            if crd_schema is not None:
+                unknown = crdschema.prune(crd_schema, obj)
+                fieldvalidation.enforce(opts.field_validation, info.kind, info.version, unknown, opts.warnings)
+                crdschema.apply_defaults(crd_schema, obj)
             return
         schema = schema_for(info.group, info.version, info.kind)
         if schema is None:
             return
         unknown = fieldvalidation.check(info.kind, info.version, schema, obj)
         fieldvalidation.enforce(opts.field_validation, info.kind, info.version, unknown, opts.warnings)
+
+    @staticmethod
+    def _schema_causes(info: ResourceInfo, obj: Obj) -> list[errors.Cause]:
+        """A custom resource is also checked against its CRD's OpenAPI schema."""
+        if info.crd is None:
+            return []
+        crd_schema = crdschema.schema_for_info(info.crd)
+        return crdschema.validate(crd_schema, obj, info.kind) if crd_schema is not None else []
 
     def _check_type(self, info: ResourceInfo, obj: Obj) -> None:
         kind, api_version = obj.get("kind"), obj.get("apiVersion")
@@ -262,7 +275,7 @@ class ResourceStore:
                 "metadata.finalizers", "no new finalizers can be added if the object is being deleted")],
                 info.group)
         apply_defaults(info, new)
-        causes = validate(info, new, old)
+        causes = validate(info, new, old) + self._schema_causes(info, new)
         if causes:
             raise errors.Invalid(info.kind, str(meta.get("name", "")), causes, info.group)
         if objects.tracks_generation(info) and objects.spec_changed(old, new):

@@ -326,3 +326,29 @@ async def test_hpa_v1_and_v2_share_storage(api: API) -> None:
     assert code == 201
     code, v2 = await api.call("GET", "/apis/autoscaling/v2/namespaces/default/horizontalpodautoscalers/h")
     assert code == 200 and v2["spec"]["metrics"][0]["resource"]["target"]["averageUtilization"] == 60
+
+
+async def test_custom_resources_are_validated_pruned_and_defaulted(api: API) -> None:
+    schema = {"type": "object", "properties": {"spec": {"type": "object", "properties": {
+        "replicas": {"type": "integer", "minimum": 1, "default": 1},
+        "mode": {"type": "string", "enum": ["fast", "safe"]}}}}}
+    crd = {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+           "metadata": {"name": "gadgets.example.com"},
+           "spec": {"group": "example.com", "scope": "Namespaced",
+                    "names": {"plural": "gadgets", "singular": "gadget", "kind": "Gadget"},
+                    "versions": [{"name": "v1", "served": True, "storage": True,
+                                  "schema": {"openAPIV3Schema": schema}}]}}
+    code, _ = await api.call("POST", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", crd)
+    assert code == 201
+    path = "/apis/example.com/v1/namespaces/default/gadgets"
+    code, g = await api.call("POST", path, {"apiVersion": "example.com/v1", "kind": "Gadget",
+                                            "metadata": {"name": "g1"}, "spec": {"extra": 1}})
+    assert code == 201 and g["spec"] == {"replicas": 1}  # unknown field pruned, default applied
+    code, err = await api.call("POST", f"{path}?fieldValidation=Strict", {
+        "apiVersion": "example.com/v1", "kind": "Gadget", "metadata": {"name": "g2"}, "spec": {"extra": 1}})
+    assert code == 400 and 'unknown field "spec.extra"' in err["message"]
+    code, err = await api.call("POST", path, {"apiVersion": "example.com/v1", "kind": "Gadget",
+                                              "metadata": {"name": "g3"}, "spec": {"replicas": "x", "mode": "odd"}})
+    assert code == 422 and err["reason"] == "Invalid"
+    fields = {c["field"] for c in err["details"]["causes"]}
+    assert fields == {"spec.replicas", "spec.mode"}

@@ -24,6 +24,7 @@ Deliberate kube behaviours:
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from kubeling.api.crdschema._formats import check_format, compile_pattern
@@ -34,7 +35,11 @@ Schema = dict[str, Any]
 
 
 def validate(schema: Schema, obj: dict[str, Any], kind: str = "") -> list[Cause]:
-    """All schema causes against a custom resource (`kind` names it in root-level messages)."""
+    """All schema causes against a custom resource, in kube's order and wording.
+
+    `kind` is the resource's kind; kube's schema messages never name it, it is kept for
+    callers that build the 422 (`errors.Invalid(kind, ...)`) from the same call site.
+    """
     v = _Validator(kind)
     root = dict(schema or {})
     props = dict(root.get("properties") or {})
@@ -139,14 +144,14 @@ class _Validator:
             results = [self._passes(value, s, path) for s in any_of]
             if all(results):
                 self._composite(path, "must validate at least one schema (anyOf)")
-                self.causes.extend(min(results, key=len))
+                self.causes.extend(_best_failure(results, path))
         one_of = schema.get("oneOf") or []
         if one_of:
             results = [self._passes(value, s, path) for s in one_of]
             valid = sum(1 for r in results if not r)
             if valid == 0:
                 self._composite(path, "must validate one and only one schema (oneOf). Found none valid")
-                self.causes.extend(min(results, key=len))
+                self.causes.extend(_best_failure(results, path))
             elif valid > 1:
                 self._composite(path, f"must validate one and only one schema (oneOf). "
                                       f"Found {valid} valid alternatives")
@@ -181,10 +186,8 @@ class _Validator:
 
     def _number(self, value: int | float, schema: Schema, path: str) -> None:
         multiple = schema.get("multipleOf")
-        if is_number(multiple) and multiple > 0:
-            quotient = value / multiple
-            if not float(quotient).is_integer():
-                self._invalid(path, value, f"{path} in body should be a multiple of {_num(multiple)}")
+        if is_number(multiple) and multiple > 0 and not _is_multiple(value, multiple):
+            self._invalid(path, value, f"{path} in body should be a multiple of {_num(multiple)}")
         maximum = schema.get("maximum")
         if is_number(maximum):
             if schema.get("exclusiveMaximum") and value >= maximum:
@@ -277,12 +280,11 @@ class _Validator:
         if isinstance(value, list):
             list_type = schema.get("x-kubernetes-list-type")
             if list_type == "set":
-                self._duplicates(path, value, [(item, item) for item in value])
+                self._duplicates(path, list(enumerate(value)))
             elif list_type == "map":
                 keys = schema.get("x-kubernetes-list-map-keys") or []
-                keyed = [({k: item[k] for k in keys if k in item}, item)
-                         for item in value if isinstance(item, dict)]
-                self._duplicates(path, value, keyed)
+                self._duplicates(path, [(i, {k: item[k] for k in keys if k in item})
+                                        for i, item in enumerate(value) if isinstance(item, dict)])
             items = schema.get("items")
             if isinstance(items, dict):
                 for i, item in enumerate(value):
@@ -295,15 +297,36 @@ class _Validator:
                 if child is not None:
                     self.list_types(item, child, _join(path, key))
 
-    def _duplicates(self, path: str, value: list[Any], keyed: list[tuple[Any, Any]]) -> None:
+    def _duplicates(self, path: str, keyed: list[tuple[int, Any]]) -> None:
         seen: list[Any] = []
-        for key, item in keyed:
+        for index, key in keyed:
             if any(json_equal(key, s) for s in seen):
-                index = next(i for i, v in enumerate(value) if v is item)
                 self.causes.append(Cause("FieldValueDuplicate", f"Duplicate value: {go_value(key)}",
                                          f"{path}[{index}]"))
             else:
                 seen.append(key)
+
+
+def _is_multiple(value: int | float, factor: int | float) -> bool:
+    """kube-openapi's MultipleOf: exact for integers, 1e-9 relative tolerance for floats."""
+    if isinstance(value, int) and isinstance(factor, int):
+        return value % factor == 0
+    quotient = (1 / factor) * value if factor < 1 else value / factor
+    if math.isnan(quotient) or math.isinf(quotient):
+        return False
+    nearest = float(math.trunc(quotient))
+    if quotient == nearest:
+        return True
+    return abs(quotient - nearest) / (abs(quotient) + abs(nearest)) < 1e-9
+
+
+def _best_failure(results: list[list[Cause]], path: str) -> list[Cause]:
+    """The alternative kube-openapi reports after a failed anyOf/oneOf: the one that got
+    furthest, i.e. the first whose type matched, else the first."""
+    for causes in results:
+        if not any(c.field == (path or "<nil>") and c.reason == "FieldValueTypeInvalid" for c in causes):
+            return causes
+    return results[0]
 
 
 def _has_duplicates(items: list[Any]) -> bool:
