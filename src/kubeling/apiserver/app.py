@@ -17,6 +17,7 @@ from aiohttp import web
 from kubeling.api import errors
 from kubeling.api.registry import Registry, ResourceInfo
 from kubeling.apiserver import bootstrap, discovery, openapi, serialization
+from kubeling.apiserver.authn import token_middleware
 from kubeling.apiserver.crd import CRDRegistrar, established_status
 from kubeling.apiserver.handlers import ResourceHandler, json_response
 from kubeling.apiserver.negotiation import aggregated_discovery_version
@@ -54,8 +55,10 @@ async def status_errors(request: web.Request, handler: Any) -> web.StreamRespons
 class APIServer:
     """Serves the Kubernetes API for every registered resource on one store."""
 
-    def __init__(self, store: Store, *, advertise_address: str = "127.0.0.1:6443") -> None:
+    def __init__(self, store: Store, *, advertise_address: str = "127.0.0.1:6443",
+                 tokens: set[str] | None = None) -> None:
         self.store = store
+        self.tokens = tokens or set()
         self.registry = Registry()
         self.rest = ResourceStore(store, self.registry)
         self.watch_cache = WatchCache(store)
@@ -114,7 +117,10 @@ class APIServer:
     # ---- HTTP ------------------------------------------------------------------------
 
     def app(self) -> web.Application:
-        app = web.Application(middlewares=[status_errors],
+        middlewares = [status_errors]
+        if self.tokens:
+            middlewares.append(token_middleware(self.tokens))
+        app = web.Application(middlewares=middlewares,
                               client_max_size=serialization.MAX_BODY_BYTES + 1024)
         r = app.router
         r.add_get("/version", self.version)

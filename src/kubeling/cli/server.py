@@ -48,7 +48,8 @@ async def serve(data_dir: Path, bind: str, port: int, *, merge_kubeconfig: bool 
         raise StartupError(f"data dir {data_dir} is not writable: {exc.strerror}") from exc
     store = SQLiteStore(str(data_dir / "state.db"))
     host = bind if bind not in ("0.0.0.0", "::") else "127.0.0.1"
-    server = APIServer(store, advertise_address=f"{host}:{port}")
+    token = kubeconfig.ensure_token(data_dir)
+    server = APIServer(store, advertise_address=f"{host}:{port}", tokens={token})
     await server.start()
     runner = web.AppRunner(server.app(), access_log=None, handle_signals=False)
     await runner.setup()
@@ -62,7 +63,6 @@ async def serve(data_dir: Path, bind: str, port: int, *, merge_kubeconfig: bool 
             raise StartupError(f"port {port} on {bind} is already in use") from exc
         raise StartupError(f"cannot listen on {bind}:{port}: {exc.strerror}") from exc
     url = f"http://{host}:{port}"
-    token = kubeconfig.ensure_token(data_dir)
     kc = kubeconfig.write_kubeconfig(data_dir, url, token)
     merged = ""
     if merge_kubeconfig:

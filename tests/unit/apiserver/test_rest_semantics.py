@@ -352,3 +352,26 @@ async def test_custom_resources_are_validated_pruned_and_defaulted(api: API) -> 
     assert code == 422 and err["reason"] == "Invalid"
     fields = {c["field"] for c in err["details"]["causes"]}
     assert fields == {"spec.replicas", "spec.mode"}
+
+
+async def test_wrong_bearer_token_is_401_and_anonymous_is_served(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from kubeling.apiserver.app import APIServer
+    from kubeling.storage.sqlite import SQLiteStore
+
+    server = APIServer(SQLiteStore(str(tmp_path / "s.db")), tokens={"right"})
+    await server.start()
+    client = TestClient(TestServer(server.app()))
+    await client.start_server()
+    try:
+        async with client.get("/api/v1/namespaces", headers={"Authorization": "Bearer wrong"}) as r:
+            body = await r.json()
+            assert r.status == 401 and body["reason"] == "Unauthorized"
+        async with client.get("/api/v1/namespaces", headers={"Authorization": "Bearer right"}) as r:
+            assert r.status == 200
+        async with client.get("/api/v1/namespaces") as r:
+            assert r.status == 200
+    finally:
+        await client.close()
+        await server.stop()
