@@ -17,7 +17,7 @@ from aiohttp import web
 
 from kubeling.api import errors
 from kubeling.api.tables import build_table
-from kubeling.apiserver import objects, patching, serialization, subresources
+from kubeling.apiserver import objects, patching, serialization, streams, subresources
 from kubeling.apiserver.deletion import DeleteOptions, Deleter
 from kubeling.apiserver.listing import ListOptions, list_objects
 from kubeling.apiserver.negotiation import parse_bool, wants_table
@@ -259,8 +259,10 @@ class ResourceHandler:
 
     # ---- subresources -----------------------------------------------------------------
 
-    async def _subresource(self, request: web.Request, ri: RequestInfo) -> web.Response:
+    async def _subresource(self, request: web.Request, ri: RequestInfo) -> web.StreamResponse:
         sub, method, info = ri.subresource, request.method, ri.info
+        if sub in streams.SUBRESOURCES:
+            return await streams.handle(request, ri, self.server)
         if sub == "status":
             if method == "GET":
                 return json_response(await self.rest.get(info, ri.namespace, ri.name))

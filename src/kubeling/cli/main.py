@@ -39,6 +39,12 @@ def main(argv: list[str] | None = None) -> int:
     sim.add_argument("--memory", default="8Gi")
     sim.add_argument("--pods", type=int, default=110)
     sim.add_argument("--name-prefix", default="sim")
+    ex = sub.add_parser("explain", help="explain the scheduler's last decision for a pod")
+    ex.add_argument("kind", choices=["pod", "pods", "po"], help="what to explain (pods only)")
+    ex.add_argument("name")
+    ex.add_argument("-n", "--namespace", default="default")
+    ex.add_argument("--kubeconfig", type=Path, default=None,
+                    help="kubeconfig (default: <data dir>/kubeconfig.yaml, as `kubeling kubectl` uses)")
     kc = sub.add_parser("kubectl", help="run kubectl against this cluster", add_help=False)
     kc.add_argument("args", nargs=argparse.REMAINDER)
     if argv is None:
@@ -57,6 +63,10 @@ def main(argv: list[str] | None = None) -> int:
             parser.error("--nodes must be at least 1")
         return simulate.run(args.kubeconfig, args.nodes, cpu=args.cpu, memory=args.memory, pods=args.pods,
                             prefix=args.name_prefix)
+    if args.command == "explain":
+        from kubeling.cli import explain
+        path = args.kubeconfig or kubeconfig.default_data_dir() / "kubeconfig.yaml"
+        return explain.run(args.name, namespace=args.namespace, kubeconfig=path)
     parser.error(f"unknown command {args.command}")
     return 2
 

@@ -94,9 +94,16 @@ async def serve(data_dir: Path, bind: str, port: int, *, merge_kubeconfig: bool 
 def control_plane(client: KubeClient, options: ServerOptions) -> list[Component]:
     """The components `kubeling server` runs beside the API server, each an API client."""
     from kubeling.controllers.manager import ControllerManager
+    from kubeling.scheduler import load_profiles
+    from kubeling.scheduler.component import Scheduler
 
+    try:
+        profiles = load_profiles(options.scheduler_config)
+    except ValueError as exc:  # a bad config is one readable line, not a traceback
+        raise StartupError(str(exc)) from exc
+    scheduler = Scheduler(client, profiles=profiles)
     manager = ControllerManager(client, options=options.controller_options)
-    return [Component("controller-manager", manager.run)]
+    return [Component("scheduler", scheduler.run), Component("controller-manager", manager.run)]
 
 
 @dataclass

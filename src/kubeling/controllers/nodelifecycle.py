@@ -29,6 +29,7 @@ from typing import Any
 from kubeling.api.errors import StatusError
 from kubeling.client import resources, split_key
 from kubeling.controllers.base import Controller, deep_copy
+from kubeling.controllers.taintmanager import NODE_NAME_INDEX, ensure_node_name_index
 
 Obj = dict[str, Any]
 log = logging.getLogger(__name__)
@@ -69,6 +70,11 @@ def desired_taints(node: Obj) -> set[tuple[str, str]]:
     return out
 
 
+def _is_ready(node: Obj) -> bool:
+    return any(c.get("type") == "Ready" and c.get("status") == "True"
+               for c in (node.get("status") or {}).get("conditions") or [])
+
+
 class NodeLifecycleController(Controller):
     """Marks silent nodes Unknown and keeps the condition-based taints of every node current."""
 
@@ -83,6 +89,8 @@ class NodeLifecycleController(Controller):
         self.nodes = self.enqueue_handlers(resources.NODES)
         self.leases = self.watch(resources.LEASES, on_add=self._lease_changed,
                                  on_update=lambda _old, new: self._lease_changed(new))
+        self.pods = self.watch(resources.PODS)
+        ensure_node_name_index(self.pods.indexer)
         # node name → (fingerprint of the last heartbeat seen, local time it was first seen)
         self._probes: dict[str, tuple[tuple[str, str], float]] = {}
 
@@ -131,6 +139,8 @@ class NodeLifecycleController(Controller):
         else:
             self.queue.add_after(name, self.node_monitor_grace_period - age + 0.05)
         await self._sync_taints(node)
+        if not _is_ready(node):
+            await self._mark_pods_not_ready(name)
 
     async def _mark_unknown(self, node: Obj) -> Obj | None:
         conditions = (node.get("status") or {}).get("conditions") or []
@@ -155,7 +165,13 @@ class NodeLifecycleController(Controller):
             new_conditions.append(cond)
         new.setdefault("status", {})["conditions"] = new_conditions
         name = node["metadata"]["name"]
-        updated = await self.client.update(resources.NODES, new, subresource="status")
+        try:
+            updated = await self.client.update(resources.NODES, new, subresource="status")
+        except StatusError as err:
+            if err.code == 409:  # the kubelet (or our last write) got there first: look again shortly
+                self.queue.add_rate_limited(name)
+                return None
+            raise
         log.info("node %s stopped posting status: conditions set to Unknown", name)
         if (by_type.get("Ready") or {}).get("status") == "True":
             await self.event(node, "Normal", "NodeNotReady", f"Node {name} status is now: NodeNotReady")
@@ -164,6 +180,25 @@ class NodeLifecycleController(Controller):
         ready = next(c for c in new_conditions if c["type"] == "Ready")
         self._probes[name] = ((fingerprint[0], f"{ready.get('lastHeartbeatTime')}|Unknown"), seen_at)
         return updated
+
+    async def _mark_pods_not_ready(self, node_name: str) -> None:
+        """Kubernetes' MarkPodsNotReady: Services stop sending traffic to pods on a node that is not Ready."""
+        for pod in self.pods.indexer.by_index(NODE_NAME_INDEX, node_name):
+            conditions = (pod.get("status") or {}).get("conditions") or []
+            if not any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions):
+                continue
+            new = deep_copy(pod)
+            for cond in new["status"]["conditions"]:
+                if cond.get("type") == "Ready":
+                    cond.update(status="False", lastTransitionTime=now_rfc3339())
+            try:
+                await self.client.update(resources.PODS, new, subresource="status")
+            except StatusError as err:
+                if err.code in (404, 409):
+                    continue  # gone, or written meanwhile (our cache lags): the next pass looks again
+                raise
+            log.info("marked pod %s/%s not ready: node %s is not ready", pod["metadata"].get("namespace"),
+                     pod["metadata"].get("name"), node_name)
 
     async def _sync_taints(self, node: Obj) -> None:
         want = desired_taints(node)
@@ -182,8 +217,12 @@ class NodeLifecycleController(Controller):
         try:
             await self.client.update(resources.NODES, new)
         except StatusError as err:
+            if err.code == 409:
+                # Our cache has not seen our own previous write yet: retry from the fresher cache, quietly.
+                self.queue.add_rate_limited(node["metadata"]["name"])
+                return
             if err.code == 404:
                 return
-            raise  # 409: retried from the fresh cache
+            raise
         log.info("node %s taints now %s", node["metadata"]["name"],
                  sorted(f"{t['key']}:{t['effect']}" for t in kept + added))

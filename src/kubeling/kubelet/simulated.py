@@ -157,6 +157,28 @@ class SimulatedNodes:
             # Spread renewals over the interval so 5,000 nodes don't renew at once.
             await asyncio.sleep(self.renew_interval * random.uniform(0.8, 1.0))
             await self._renew_all()
+            await self._repost_status()
+
+    async def _repost_status(self) -> None:
+        """Like a kubelet, post Ready again if someone else (node lifecycle) changed it."""
+        try:
+            nodes = await self.client.list_all(resources.NODES, label_selector="node.kubeling.io/simulated=true")
+        except (StatusError, ConnectionError, OSError) as exc:
+            log.warning("listing simulated nodes failed: %s", exc)
+            return
+        for node in nodes["items"]:
+            name = node["metadata"]["name"]
+            if name not in self._mine:
+                continue
+            conds = (node.get("status") or {}).get("conditions") or []
+            ready = next((c for c in conds if c.get("type") == "Ready"), {})
+            if ready.get("status") == "True":
+                continue
+            fresh = node_object(name, self.shape, self.labels)["status"]
+            patch = {"status": {"conditions": fresh["conditions"]}}
+            with contextlib.suppress(StatusError):
+                await self.client.patch(resources.NODES, name, patch, patch_type="strategic",
+                                        subresource="status")
 
     async def _renew_all(self) -> None:
         sem = asyncio.Semaphore(16)

@@ -157,13 +157,19 @@ async def test_rolling_update_from_highest_ordinal_with_partition(cluster: Clust
 async def test_parallel_creates_all_pods_without_waiting(cluster: Cluster) -> None:
     await cluster.kubelet(lambda pod: None)  # pods stay Pending
     await cluster.run(StatefulSetController)
-    await cluster.client.create(STATEFULSETS, statefulset(podManagementPolicy="Parallel"))
+    await cluster.client.create(STATEFULSETS, statefulset(
+        podManagementPolicy="Parallel", volumeClaimTemplates=CLAIMS,
+        persistentVolumeClaimRetentionPolicy={"whenDeleted": "Delete", "whenScaled": "Retain"}))
 
     async def three() -> bool:
         return len(await cluster.pods()) == 3
     await eventually(three)
     st = (await get_sts(cluster)).get("status") or {}
     assert st.get("readyReplicas", 0) == 0
+    # whenDeleted=Delete: the set owns the claims, so they go with it.
+    claims = (await cluster.client.list(PERSISTENTVOLUMECLAIMS, namespace="default"))["items"]
+    assert len(claims) == 3
+    assert all([r["kind"] for r in c["metadata"]["ownerReferences"]] == ["StatefulSet"] for c in claims)
 
 
 async def test_ordered_ready_waits_for_ready_pod(cluster: Cluster) -> None:

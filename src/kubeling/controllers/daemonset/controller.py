@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import math
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -53,11 +54,13 @@ class DaemonSetController(Controller):
 
     NAME = "daemonset"
     WORKERS = 2
+    failed_pod_backoff = 1.0  # seconds; doubled per failure on the same node
 
     now: Callable[[], dt.datetime] = staticmethod(lambda: dt.datetime.now(dt.UTC))  # type: ignore[assignment]
 
     def setup(self) -> None:
         self.expectations = Expectations()
+        self._failures: dict[tuple[str, str], tuple[int, float]] = {}  # (ds key, node) → (failures, last at)
         self.sets = self.enqueue_handlers(DAEMONSETS)
         self.pods = self.watch(PODS, on_add=self._pod_added, on_update=lambda _o, n: self._pod_event(n),
                                on_delete=self._pod_deleted)
@@ -149,7 +152,12 @@ class DaemonSetController(Controller):
                 continue
             running = []
             for pod in pods:
-                (delete if podstate.phase(pod) == "Failed" else running).append(pod)
+                if podstate.phase(pod) != "Failed":
+                    running.append(pod)
+                elif self._backoff_over(key, name):
+                    delete.append(pod)  # replaced below: `not running` makes this node need a pod
+                else:
+                    running.append(pod)  # still backing off: leave the failed pod in place for now
             if not running and run:
                 create_on.append(name)
             delete.extend(running[1:])  # keep the oldest
@@ -167,6 +175,17 @@ class DaemonSetController(Controller):
             await self._create_pod(key, ds, node_name, current_hash)
         for pod in delete:
             await self._delete_pod(key, ds, pod)
+
+    def _backoff_over(self, key: str, node_name: str) -> bool:
+        """Kubernetes' failedPodsBackoff: a daemon pod failing on a node is replaced after 1 s, 2 s, … 15 min."""
+        now = time.monotonic()
+        count, last = self._failures.get((key, node_name), (0, 0.0))
+        delay = min(self.failed_pod_backoff * 2 ** count, 900.0) if count else 0.0
+        if now - last < delay:
+            self.enqueue_after(key, delay - (now - last))
+            return False
+        self._failures[(key, node_name)] = (count + 1, now)
+        return True
 
     def _rolling_update_victims(self, ds: Obj, by_node: dict[str, list[Obj]], current_hash: str,
                                 node_names: set[str]) -> list[Obj]:
@@ -249,6 +268,10 @@ class DaemonSetController(Controller):
         new["numberUnavailable"] = new["desiredNumberScheduled"] - new["numberAvailable"]
         new["observedGeneration"] = ds["metadata"].get("generation", 0)
         new["collisionCount"] = collisions
+        # A Ready pod becomes available only after minReadySeconds: look again then.
+        min_ready = int(ds["spec"].get("minReadySeconds") or 0)
+        if min_ready and new["numberAvailable"] < new["numberReady"]:
+            self.enqueue_after(f"{ds['metadata']['namespace']}/{ds['metadata']['name']}", min_ready)
         old = ds.get("status") or {}
         if all(old.get(k, 0) == v for k, v in new.items()):
             return
@@ -259,7 +282,3 @@ class DaemonSetController(Controller):
         except StatusError as err:
             if err.code != 404:
                 raise
-        # A Ready pod becomes available only after minReadySeconds: look again then.
-        min_ready = int(ds["spec"].get("minReadySeconds") or 0)
-        if min_ready and new["numberAvailable"] < new["numberReady"]:
-            self.enqueue_after(f"{ds['metadata']['namespace']}/{ds['metadata']['name']}", min_ready)

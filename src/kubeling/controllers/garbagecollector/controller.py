@@ -227,15 +227,16 @@ class GarbageCollector(Controller):
                 # Still owned: only drop the references to owners that are gone or going.
                 drop = {r["uid"] for r in dangling + waiting}
                 keep = [r for r in obj["metadata"].get("ownerReferences") or [] if r.get("uid") not in drop]
-                await self._patch_owner_refs(node, obj, keep)
+                await self._patch_owner_refs(node, obj, keep, requeue=node.uid)
             return
         if waiting and node.dependents:
             # Our owner waits for us and we have dependents: delete in foreground so the wait cascades.
             # Unblock the owner first, or each would wait on the other (Kubernetes does the same).
             refs = [dict(r, blockOwnerDeletion=False) if r.get("uid") in {w["uid"] for w in waiting} else r
                     for r in obj["metadata"].get("ownerReferences") or []]
-            if refs != obj["metadata"].get("ownerReferences"):
-                await self._patch_owner_refs(node, obj, refs)
+            if refs != obj["metadata"].get("ownerReferences") and \
+                    not await self._patch_owner_refs(node, obj, refs, requeue=node.uid):
+                return
             await self._delete(node, "Foreground")
             return
         finalizers = obj["metadata"].get("finalizers") or []
@@ -263,6 +264,7 @@ class GarbageCollector(Controller):
 
     async def _orphan_dependents(self, node: Node, obj: Obj) -> None:
         """Orphan: remove the owner's reference from every dependent, then let the owner go."""
+        done = True
         for uid in sorted(node.dependents):
             dep = self.graph.get(uid)
             if dep is None or dep.virtual:
@@ -271,33 +273,39 @@ class GarbageCollector(Controller):
             if dep_obj is None:
                 continue
             keep = [r for r in dep_obj["metadata"].get("ownerReferences") or [] if r.get("uid") != node.uid]
-            await self._patch_owner_refs(dep, dep_obj, keep)
+            done = await self._patch_owner_refs(dep, dep_obj, keep, requeue=node.uid) and done
+        if not done:
+            return  # never let the owner go while a dependent still names it: it would be collected
         await self._remove_finalizer(node, obj, ORPHAN)
 
     # ---- writes ------------------------------------------------------------------------
 
-    async def _patch_owner_refs(self, node: Node, obj: Obj, refs: list[Obj]) -> None:
-        assert node.resource is not None
+    async def _patch_owner_refs(self, node: Node, obj: Obj, refs: list[Obj], *, requeue: str) -> bool:
         # resourceVersion makes the merge patch a compare-and-swap; a conflict is retried from fresh state.
         patch = {"metadata": {"ownerReferences": refs or None,
                               "resourceVersion": obj["metadata"].get("resourceVersion")}}
-        try:
-            await self.client.patch(node.resource, node.name, patch, namespace=node.namespace)
-        except StatusError as err:
-            if err.code != 404:
-                raise
+        return await self._patch(node, patch, requeue=requeue)
 
     async def _remove_finalizer(self, node: Node, obj: Obj, finalizer: str) -> None:
-        assert node.resource is not None
         finalizers = [f for f in obj["metadata"].get("finalizers") or [] if f != finalizer]
         patch = {"metadata": {"finalizers": finalizers or None,
                               "resourceVersion": obj["metadata"].get("resourceVersion")}}
+        if await self._patch(node, patch, requeue=node.uid):
+            log.info("garbage collector removed finalizer %s from %s", finalizer, node.describe())
+
+    async def _patch(self, node: Node, patch: Obj, *, requeue: str) -> bool:
+        """Apply a compare-and-swap patch; False when it lost a race (then `requeue` is retried, quietly)."""
+        assert node.resource is not None
         try:
             await self.client.patch(node.resource, node.name, patch, namespace=node.namespace)
         except StatusError as err:
+            if err.code == 409:
+                # Stale cache (often our own write not yet seen): recompute from fresh state.
+                self.queue.add_rate_limited(requeue)
+                return False
             if err.code != 404:
                 raise
-        log.info("garbage collector removed finalizer %s from %s", finalizer, node.describe())
+        return True
 
     async def _delete(self, node: Node, policy: str) -> None:
         assert node.resource is not None

@@ -140,6 +140,17 @@ class ReplicaSetController(Controller):
     # ---- reconcile ----------------------------------------------------------------------------
 
     async def reconcile(self, key: str) -> None:
+        try:
+            await self._sync_replica_set(key)
+        except StatusError as err:
+            if err.code != 409:
+                raise
+            # A write raced another writer or our own stale cache: routine; retry quietly with backoff.
+            log.debug("replicaset %s: conflict, retrying: %s", key, err.message)
+            self.queue.add_rate_limited(key)
+
+    async def _sync_replica_set(self, key: str) -> None:
+        """`syncReplicaSet`."""
         rs = self.rs_informer.get(key)
         if rs is None:
             self.expectations.forget(key)

@@ -253,6 +253,9 @@ class StatefulSetController(Controller):
                 and new["readyReplicas"] == desired):
             # The rollout is complete: the update revision becomes the current one.
             new["currentRevision"], new["currentReplicas"] = update, new["updatedReplicas"]
+        if min_ready and new["availableReplicas"] < new["readyReplicas"]:
+            # Ready pods become available after minReadySeconds: count them again then.
+            self.enqueue_after(f"{sts['metadata']['namespace']}/{sts['metadata']['name']}", min_ready)
         old = sts.get("status") or {}
         if all(old.get(k, 0 if isinstance(v, int) else None) == v for k, v in new.items()):
             return

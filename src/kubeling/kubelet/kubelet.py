@@ -1,0 +1,244 @@
+"""The kubelet: the node agent that turns pods bound to this node into running processes.
+
+It is an API client like every other component (hub and spoke): it registers
+its Node, heartbeats through a Lease, watches the pods whose spec.nodeName is
+this node, and hands each pod (by uid) to its own PodWorker. The informer's
+handlers only route objects to workers; all work happens on the workers'
+tasks, so a slow container start never delays the watch.
+
+Two guarantees shape the start and stop paths. On start, whatever a previous
+run left in the runtime is stopped and removed before pods are synced, and the
+workers re-create the containers of pods still bound here (restart counts
+continue from the API): a second `kubeling up` resumes its workloads without
+doubling them. On `shutdown()` every pod's containers are stopped gracefully
+and the sandboxes removed — the Pods stay in the API, to be resumed — so no
+process of any pod outlives the kubelet.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from kubeling.client import resources
+from kubeling.client.events import EventRecorder
+from kubeling.client.informer import Informer
+from kubeling.kubelet.backoff import Backoff
+from kubeling.kubelet.containers import WorkerDeps
+from kubeling.kubelet.node import NodeStatusManager
+from kubeling.kubelet.podip import PodIPAllocator
+from kubeling.kubelet.podworker import PodWorker
+from kubeling.kubelet.runconfig import DNSSettings, log_directory
+from kubeling.kubelet.stats import ContainerTarget, PodStatsTarget
+from kubeling.kubelet.volumes import VolumeManager
+from kubeling.runtime.interface import Runtime
+
+Obj = dict[str, Any]
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class KubeletOptions:
+    """Kubelet settings (KubeletConfiguration's names); tests shrink the intervals."""
+
+    backoff_base: float = 10.0  # CrashLoopBackOff: first delay
+    backoff_max: float = 300.0  # … doubling up to this
+    backoff_reset: float | None = None  # idle time that resets the back-off (default 2 × backoff_max)
+    node_status_update_frequency: float = 10.0
+    node_status_report_frequency: float = 300.0
+    node_lease_duration_seconds: int = 40
+    node_lease_renew_interval: float = 10.0  # a quarter of the lease duration, as Kubernetes does
+    max_pods: int = 110
+    node_labels: dict[str, str] = field(default_factory=dict)
+    pod_ip_range: str = "127.42.0.0/16"  # no-root mode: one loopback address per pod
+    cluster_dns: list[str] = field(default_factory=lambda: ["10.43.0.10"])
+    cluster_domain: str = "cluster.local"
+    shutdown_grace_period: float = 30.0  # the most any container gets when the kubelet stops
+    probe_time_scale: float = 1.0  # multiplies every probe period/delay/timeout (tests use < 1)
+    serve: bool = True  # start the node HTTP server (logs, exec, stats)
+
+
+class Kubelet:
+    """Runs the pods bound to `node_name` on `runtime` and reports them to the API server."""
+
+    def __init__(self, client: Any, *, node_name: str, runtime: Runtime, root_dir: str,
+                 address: str = "127.0.0.1", node_server_port: int = 10250,
+                 options: KubeletOptions | None = None, volumes: VolumeManager | None = None,
+                 ip_allocator: PodIPAllocator | None = None) -> None:
+        self.client = client
+        self.node_name = node_name
+        self.runtime = runtime
+        self.root_dir = root_dir
+        self.address = address
+        self.node_server_port = node_server_port
+        self.options = options or KubeletOptions()
+        opts = self.options
+        os.makedirs(root_dir, exist_ok=True)
+        self.node = NodeStatusManager(client, node_name=node_name, address=address, port=node_server_port,
+                                      root_dir=root_dir, runtime_version=f"{runtime.name}://{runtime.version}",
+                                      max_pods=opts.max_pods, labels=opts.node_labels,
+                                      lease_duration=opts.node_lease_duration_seconds,
+                                      report_frequency=opts.node_status_report_frequency)
+        self.deps = WorkerDeps(
+            client=client, runtime=runtime,
+            recorder=EventRecorder(client, component="kubelet", host=node_name),
+            backoff=Backoff(base=opts.backoff_base, maximum=opts.backoff_max, reset_after=opts.backoff_reset),
+            volumes=volumes or VolumeManager(client, root_dir, node_allocatable=self.node.capacity(),
+                                             node_name=node_name, host_ip=address),
+            ip_allocator=ip_allocator or PodIPAllocator(opts.pod_ip_range, root_dir=root_dir),
+            node_name=node_name, host_ip=address, root_dir=root_dir,
+            dns=DNSSettings(servers=list(opts.cluster_dns), domain=opts.cluster_domain),
+            probe_time_scale=opts.probe_time_scale)
+        self.workers: dict[str, PodWorker] = {}  # pod uid → worker
+        self.informer = Informer(client, resources.PODS, field_selector=f"spec.nodeName={node_name}")
+        self.ready = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._server: Any = None
+        self._stopped = asyncio.Event()
+
+    # -- lifecycle ----------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Register the node, start syncing pods and heartbeats; returns after `shutdown()`."""
+        await self.runtime.start()
+        await self.clean_previous_run()
+        if self.options.serve:
+            await self._start_server()
+        await self.node.register()
+        await self.node.renew_lease()
+        self.informer.add_handler(on_add=self._on_pod, on_update=lambda _old, new: self._on_pod(new),
+                                  on_delete=self._on_pod_deleted)
+        await self.informer.start()
+        self._tasks = [asyncio.create_task(self._every(self.options.node_lease_renew_interval,
+                                                       self.node.renew_lease, "lease"), name="kubelet-lease"),
+                       asyncio.create_task(self._every(self.options.node_status_update_frequency,
+                                                       self.node.sync_status, "node status"),
+                                           name="kubelet-node-status")]
+        await self.informer.wait_synced()
+        self.ready.set()
+        log.info("kubelet for node %s is running", self.node_name)
+        await self._stopped.wait()
+
+    async def shutdown(self) -> None:
+        """Stop every pod's containers gracefully, then the heartbeats, server and runtime."""
+        await self.informer.stop()
+        grace = self.options.shutdown_grace_period
+        await asyncio.gather(*(w.shutdown(grace) for w in list(self.workers.values())), return_exceptions=True)
+        self.workers.clear()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+        if self._server is not None:
+            with contextlib.suppress(Exception):
+                await self._server.stop()
+            self._server = None
+        with contextlib.suppress(Exception):
+            await self.runtime.close()
+        self._stopped.set()
+
+    async def clean_previous_run(self) -> None:
+        """Stop and remove every sandbox a previous kubelet left behind; the workers recreate what is bound here."""
+        for sandbox_id, config in await self.runtime.list_pod_sandboxes():
+            log.info("removing pod sandbox %s of %s/%s left by a previous run", sandbox_id, config.namespace,
+                     config.name)
+            for container in await self.runtime.list_containers(sandbox_id):
+                with contextlib.suppress(Exception):
+                    await self.runtime.stop_container(container.id, 2.0)
+                with contextlib.suppress(Exception):
+                    await self.runtime.remove_container(container.id)
+            with contextlib.suppress(Exception):
+                await self.runtime.stop_pod_sandbox(sandbox_id)
+            with contextlib.suppress(Exception):
+                await self.runtime.remove_pod_sandbox(sandbox_id)
+
+    async def _start_server(self) -> None:
+        try:
+            from kubeling.kubelet.server import NodeServer  # the node HTTP server is optional at import time
+        except ImportError:
+            log.warning("kubelet node server unavailable: logs/exec/port-forward will not be served")
+            return
+        self._server = NodeServer(self, self.runtime, host=self.address, port=self.node_server_port,
+                                  node_name=self.node_name, root_dir=self.root_dir)
+        await self._server.start()
+        self.node.port = self._server.port  # port 0 binds an ephemeral port: advertise the real one
+
+    async def _every(self, interval: float, action: Any, what: str) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await action()
+            except asyncio.CancelledError:
+                raise
+            except Exception as err:
+                log.warning("%s update for node %s failed: %s", what, self.node_name, err)
+
+    # -- pods ---------------------------------------------------------------------------------------
+
+    def _on_pod(self, pod: Obj) -> None:
+        uid = pod["metadata"]["uid"]
+        worker = self.workers.get(uid)
+        if worker is None:
+            if self._stopped.is_set():
+                return
+            worker = self.workers[uid] = PodWorker(self.deps, pod)
+            worker.start()
+            asyncio.get_running_loop().create_task(self._reap(uid, worker))
+        else:
+            worker.update(pod)
+
+    def _on_pod_deleted(self, pod: Obj) -> None:
+        worker = self.workers.get(pod["metadata"]["uid"])
+        if worker is not None:
+            worker.remove()
+
+    async def _reap(self, uid: str, worker: PodWorker) -> None:
+        await worker.done.wait()
+        if self.workers.get(uid) is worker:
+            del self.workers[uid]
+
+    # -- what the node server asks (server.PodLookup) ---------------------------------------------
+
+    def find_worker(self, namespace: str, name: str) -> PodWorker | None:
+        """The worker of pod `namespace/name` (the live one, not one that is terminating)."""
+        matches = [w for w in self.workers.values() if w.namespace == namespace and w.name == name]
+        return next((w for w in matches if not w.pod["metadata"].get("deletionTimestamp")),
+                    matches[0] if matches else None)
+
+    def find_container(self, namespace: str, pod: str, container: str) -> tuple[str, str, str, bool, str] | None:
+        """(container id, sandbox id, log path, running, waiting reason) of the current attempt."""
+        worker = self.find_worker(namespace, pod)
+        rec = worker.record(container) if worker else None
+        if worker is None or rec is None:
+            return None
+        path = self._log_path(worker, container, rec.restart_count) if rec.id else ""
+        waiting = (rec.state.get("waiting") or {}).get("reason", "") if rec.state else "ContainerCreating"
+        return rec.id, worker.sandbox_id, path, rec.running, waiting
+
+    def previous_log_path(self, namespace: str, pod: str, container: str) -> str | None:
+        """The log of the previous attempt (restartCount - 1), or None."""
+        worker = self.find_worker(namespace, pod)
+        rec = worker.record(container) if worker else None
+        if worker is None or rec is None or rec.restart_count == 0:
+            return None
+        return self._log_path(worker, container, rec.restart_count - 1)
+
+    def _log_path(self, worker: PodWorker, container: str, attempt: int) -> str:
+        return os.path.join(log_directory(self.root_dir, worker.pod), container, f"{attempt}.log")
+
+    def find_sandbox(self, namespace: str, pod: str) -> str | None:
+        """The pod's sandbox id (port-forward), or None."""
+        worker = self.find_worker(namespace, pod)
+        return worker.sandbox_id if worker and worker.sandbox_id else None
+
+    def list_pod_stats_targets(self) -> list[PodStatsTarget]:
+        """The pods and their running containers, for /stats/summary."""
+        targets = []
+        for w in self.workers.values():
+            containers = [ContainerTarget(name=r.name, container_id=r.id) for r in w.records() if r.running]
+            targets.append(PodStatsTarget(namespace=w.namespace, name=w.name, uid=w.uid, containers=containers))
+        return targets

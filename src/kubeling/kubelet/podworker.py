@@ -1,0 +1,335 @@
+"""One PodWorker per pod: drives the pod's sandbox and containers toward its spec.
+
+Kubernetes' kubelet serializes all work on a pod through one pod worker
+goroutine; we do the same with one asyncio task per pod uid. The worker is
+level-triggered: each pass of `_sync` looks at what the runtime has (the
+container records kept current by one exit-watcher task per container and by
+the probe workers) and does the next step — create the sandbox, run the next
+init container, start or restart what should run, kill what failed its
+liveness probe — then writes the pod status if it changed, and sleeps until
+something wakes it (an exit, a probe result, a pod update) or a back-off timer
+expires. Termination (API deletion, force deletion, kubelet shutdown) is the
+last pass and always leaves no process behind.
+
+The start/restart mechanics of single containers live in `ContainerRunner`
+(containers.py) so that this module stays about the pod as a whole.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import shutil
+import time
+from typing import Any
+
+from kubeling.api.errors import StatusError
+from kubeling.client import resources
+from kubeling.client.errors import APIUnavailable
+from kubeling.kubelet.containers import ContainerRunner, WorkerDeps
+from kubeling.kubelet.lifecycle import grace_period, kill_container, pod_ref
+from kubeling.kubelet.runconfig import log_directory, sandbox_config
+from kubeling.kubelet.status import ContainerRecord, build_status, terminated_state, timestamp
+
+Obj = dict[str, Any]
+log = logging.getLogger(__name__)
+
+OWNED_CONDITIONS = frozenset({"PodReadyToStartContainers", "Initialized", "Ready", "ContainersReady"})
+RETRY_DELAY = 2.0  # seconds before retrying a failed sandbox, volume or API step
+FORCE_GRACE = 1.0  # force-deleted pods (gone from the API) still get one second to exit
+
+
+class PodWorker:
+    """Runs one pod (by uid) until it is deleted or the kubelet stops."""
+
+    def __init__(self, deps: WorkerDeps, pod: Obj) -> None:
+        self.deps = deps
+        self.pod = pod  # the informer's object: read-only
+        meta = pod["metadata"]
+        self.uid: str = meta["uid"]
+        self.namespace: str = meta.get("namespace") or "default"
+        self.name: str = meta["name"]
+        spec = pod.get("spec") or {}
+        self.init = [ContainerRecord(c, init=True) for c in spec.get("initContainers") or []]
+        self.regular = [ContainerRecord(c) for c in spec.get("containers") or []]
+        self.sandbox_id = ""
+        self.pod_ip = ""
+        self.volume_dirs: dict[str, str] = {}
+        api_status = pod.get("status") or {}
+        self.start_time: str = api_status.get("startTime") or ""
+        self.terminal = api_status.get("phase") in ("Succeeded", "Failed")
+        self._gone = False
+        self._shutdown: float | None = None  # kubelet shutdown: stop containers, keep the pod
+        self._wake = asyncio.Event()
+        self._last_status: Obj | None = None
+        self._task: asyncio.Task[None] | None = None
+        self.done = asyncio.Event()
+        self.runner = ContainerRunner(deps, self)
+        self._restore(api_status)
+
+    # -- what the kubelet calls -------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the worker's task."""
+        self._task = asyncio.create_task(self._run(), name=f"podworker-{self.namespace}/{self.name}")
+
+    def update(self, pod: Obj) -> None:
+        """A newer version of the pod arrived from the informer."""
+        self.pod = pod
+        self.wake()
+
+    def remove(self) -> None:
+        """The pod is gone from the API (force deletion): stop quickly and clean up."""
+        self._gone = True
+        self.wake()
+
+    def wake(self) -> None:
+        """Run a sync pass soon (exits, probe results and updates call this)."""
+        self._wake.set()
+
+    async def shutdown(self, grace: float) -> None:
+        """Kubelet shutdown: stop every container (at most `grace` seconds each) but keep the API pod."""
+        self._shutdown = grace
+        self.wake()
+        if self._task is not None:
+            await self.done.wait()
+
+    def records(self) -> list[ContainerRecord]:
+        """Every container record, init containers first."""
+        return [*self.init, *self.regular]
+
+    def record(self, name: str) -> ContainerRecord | None:
+        """The record of container `name` (init or regular)."""
+        return next((r for r in self.records() if r.name == name), None)
+
+    # -- the loop ---------------------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        try:
+            while True:
+                self._wake.clear()
+                if self._shutdown is not None:
+                    await self._stop_everything(override=None, cap=self._shutdown)
+                    return
+                if self._gone or (self.pod.get("metadata") or {}).get("deletionTimestamp"):
+                    await self._terminate()
+                    return
+                try:
+                    delay = await self._sync()
+                    await self.write_status()
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.exception("sync of pod %s/%s failed", self.namespace, self.name)
+                    delay = RETRY_DELAY
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), delay)
+        except asyncio.CancelledError:
+            # Cancelled from outside (tests, crashes): never leave a process running.
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self._stop_everything(override=FORCE_GRACE, cap=None))
+            raise
+        finally:
+            self.done.set()
+
+    async def _sync(self) -> float | None:
+        """One level-triggered pass; returns seconds until the next timed step (None: wait for a wake)."""
+        if self.terminal:
+            return None
+        if not self.sandbox_id and not await self._create_sandbox():
+            return RETRY_DELAY
+        await self.runner.process_kills()
+        policy = (self.pod.get("spec") or {}).get("restartPolicy", "Always")
+        delays: list[float] = []
+        for rec in self.init:
+            if rec.sidecar:
+                delays.append(await self.runner.ensure(rec, restart=True))
+                if not rec.started:
+                    return _soonest(delays)  # the next init container waits for this sidecar's startup
+                continue
+            if rec.succeeded:
+                continue
+            if rec.running or rec.create_failed:
+                return _soonest(delays)
+            if rec.exit_code is not None and policy == "Never":
+                await self._finish()  # an init container failed and may not be retried: the pod failed
+                return None
+            # Init containers restart on failure whatever the policy says (Always counts as OnFailure).
+            delays.append(await self.runner.ensure(rec, restart=True))
+            return _soonest(delays)
+        for rec in self.regular:
+            delays.append(await self.runner.ensure(rec, restart=self._should_restart(rec, policy)))
+        if policy != "Always" and all(r.exit_code is not None and not self._should_restart(r, policy)
+                                      for r in self.regular):
+            await self._finish()
+            return None
+        return _soonest(delays)
+
+    @staticmethod
+    def _should_restart(rec: ContainerRecord, policy: str) -> bool:
+        if policy == "Always":
+            return True
+        if policy == "OnFailure":
+            return rec.exit_code not in (0, None)
+        return False
+
+    async def _create_sandbox(self) -> bool:
+        deps = self.deps
+        spec = self.pod.get("spec") or {}
+        try:
+            if not self.pod_ip:
+                self.pod_ip = deps.host_ip if spec.get("hostNetwork") else deps.ip_allocator.allocate(self.uid)
+            self.volume_dirs = await deps.volumes.mount_pod_volumes(self.pod, pod_ip=self.pod_ip)
+        except Exception as err:
+            await deps.event(self.pod, "Warning", "FailedMount", f"MountVolume.SetUp failed: {err}")
+            return False
+        if not self.start_time:
+            self.start_time = timestamp()
+        try:
+            config = sandbox_config(self.pod, root_dir=deps.root_dir, pod_ip=self.pod_ip, dns=deps.dns)
+            self.sandbox_id = await deps.runtime.run_pod_sandbox(config)
+        except Exception as err:
+            await deps.event(self.pod, "Warning", "FailedCreatePodSandBox",
+                             f"Failed to create pod sandbox: {err}")
+            return False
+        return True
+
+    async def _finish(self) -> None:
+        """Every regular container is done for good: stop the sidecars and report the final phase."""
+        sidecars = [r for r in reversed(self.init) if r.sidecar and r.running]
+        for rec in sidecars:
+            await self.runner.kill(rec, grace=grace_period(self.pod, rec.spec))
+        await self.runner.wait_exits(sidecars, timeout=5.0)
+        self.terminal = True
+        await self.write_status(terminal=True)
+
+    # -- termination ------------------------------------------------------------------------------
+
+    async def _stop_everything(self, *, override: float | None, cap: float | None) -> None:
+        """App containers first, then sidecars in reverse order (Kubernetes' order); then the sandbox."""
+        await self.runner.stop_probes()
+        running = [r for r in self.regular if r.running and r.id]
+
+        async def kill(rec: ContainerRecord) -> None:
+            grace = grace_period(self.pod, rec.spec)
+            if cap is not None:
+                grace = min(grace, cap)
+            try:
+                await kill_container(self.deps.runtime, pod=self.pod, container=rec.spec, container_id=rec.id,
+                                     pod_ip=self.pod_ip, grace=grace, override=override)
+            except Exception:
+                log.exception("stopping container %s of %s failed", rec.name, pod_ref(self.pod))
+
+        await asyncio.gather(*(kill(r) for r in running))
+        for rec in [r for r in reversed(self.init) if r.running and r.id]:
+            await kill(rec)
+        await self.runner.wait_exits([*running, *self.init], timeout=2.0)
+        await self._remove_sandbox()
+
+    async def _remove_sandbox(self) -> None:
+        runtime = self.deps.runtime
+        for rec in self.records():
+            for cid in (rec.id, rec.previous_id):
+                if cid:
+                    with contextlib.suppress(Exception):
+                        await runtime.remove_container(cid)
+        self.runner.cancel_watchers()
+        if self.sandbox_id:
+            with contextlib.suppress(Exception):
+                await runtime.stop_pod_sandbox(self.sandbox_id)
+            with contextlib.suppress(Exception):
+                await runtime.remove_pod_sandbox(self.sandbox_id)
+            self.sandbox_id = ""
+
+    async def _terminate(self) -> None:
+        """Graceful deletion: preStop, SIGTERM, SIGKILL after the grace period, then finish the DELETE."""
+        deps = self.deps
+        if self._gone:
+            await self._stop_everything(override=FORCE_GRACE, cap=None)
+        else:
+            await self._stop_everything(override=None, cap=None)
+            if not self.terminal:
+                self.terminal = True
+                with contextlib.suppress(Exception):
+                    await self.write_status(terminal=True)
+        with contextlib.suppress(Exception):
+            await deps.volumes.cleanup(self.uid)
+        with contextlib.suppress(Exception):
+            deps.ip_allocator.release(self.uid)
+        shutil.rmtree(log_directory(deps.root_dir, self.pod), ignore_errors=True)
+        deps.backoff.forget(self.uid + "/")
+        if self._gone:
+            return
+        try:
+            await deps.client.delete(resources.PODS, self.name, namespace=self.namespace, grace_period_seconds=0,
+                                     preconditions={"uid": self.uid})
+        except StatusError as err:
+            if err.code not in (404, 409):
+                log.warning("deleting pod %s/%s failed: %s", self.namespace, self.name, err)
+        except APIUnavailable as err:
+            log.warning("deleting pod %s/%s failed: %s", self.namespace, self.name, err)
+
+    # -- status -----------------------------------------------------------------------------------
+
+    def compute_status(self, *, terminal: bool = False) -> Obj:
+        """The status this worker would report now."""
+        api = self.pod.get("status") or {}
+        base = dict(api)
+        if self._last_status is not None:
+            # Our own conditions as we last wrote them (the informer may lag), others' from the API.
+            base["conditions"] = [c for c in self._last_status.get("conditions") or []
+                                  if c.get("type") in OWNED_CONDITIONS] + \
+                                 [c for c in api.get("conditions") or [] if c.get("type") not in OWNED_CONDITIONS]
+        pod = {**self.pod, "status": base}
+        return build_status(pod, init=self.init, regular=self.regular, runtime_name=self.deps.runtime.name,
+                            pod_ip=self.pod_ip, host_ip=self.deps.host_ip, start_time=self.start_time,
+                            sandbox_ready=bool(self.sandbox_id), terminal=terminal)
+
+    async def write_status(self, *, terminal: bool = False) -> None:
+        """PUT the status subresource when it changed (unconditional update, retried on conflict)."""
+        status = self.compute_status(terminal=terminal)
+        if status == self._last_status or (self._last_status is None and status == self.pod.get("status")):
+            return
+        meta = {k: v for k, v in self.pod["metadata"].items() if k not in ("resourceVersion", "managedFields")}
+        body = {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": self.pod.get("spec") or {},
+                "status": status}
+        for attempt in range(5):
+            try:
+                await self.deps.client.update(resources.PODS, body, subresource="status")
+                self._last_status = status
+                return
+            except StatusError as err:
+                if err.code == 404:
+                    return  # deleted meanwhile: the informer will tell the kubelet
+                if err.code != 409 or attempt == 4:
+                    raise
+            await asyncio.sleep(0.05 * (attempt + 1))
+
+    # -- resuming after a kubelet restart ---------------------------------------------------------
+
+    def _restore(self, api_status: Obj) -> None:
+        """Carry restart counts over from the API: the containers of a previous kubelet run are gone."""
+        previous = {s.get("name"): s for key in ("initContainerStatuses", "containerStatuses")
+                    for s in api_status.get(key) or []}
+        if self.terminal:
+            return
+        now = time.time()
+        for rec in self.records():
+            old = previous.get(rec.name)
+            if not old:
+                continue
+            state = old.get("state") or {}
+            rec.restart_count = int(old.get("restartCount") or 0)
+            if "running" in state or "terminated" in state:
+                rec.restart_count += 1
+                rec.last_state = {"terminated": state["terminated"]} if "terminated" in state else \
+                    terminated_state(exit_code=255, reason="Unknown", started_at=0, finished_at=now,
+                                     container_id=old.get("containerID", ""))
+            elif old.get("lastState"):
+                rec.last_state = old["lastState"]
+
+
+def _soonest(delays: list[float | None]) -> float | None:
+    timed = [d for d in delays if d]
+    return min(timed) if timed else None

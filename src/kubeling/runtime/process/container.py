@@ -1,0 +1,144 @@
+"""One live container: its process, log pump, stdin, attach subscribers and exit handling.
+
+Why stdout/stderr go through FIFOs in the container's directory rather than
+plain pipes: a pipe's read end dies with the kubelet, and the container's
+next write would then kill it with SIGPIPE. The container holds its FIFO open
+read-write, so a reader always exists; a restarted kubelet reopens the FIFO
+and the log continues. (A TTY container's pty dies with the kubelet; it is
+adopted for status and stop, but its output is lost.)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+from collections.abc import Callable
+
+from . import spawn
+from .cgroups import Cgroup
+from .logs import CriLogWriter, LineSplitter
+from .state import ContainerRecord
+
+log = logging.getLogger(__name__)
+
+Subscriber = tuple[asyncio.Queue[bytes], asyncio.Queue[bytes] | None]
+
+
+class LiveContainer:
+    """Runtime-side state of a started (or adopted) container."""
+
+    def __init__(self, rec: ContainerRecord, cgroup: Cgroup | None, save: Callable[[ContainerRecord], None],
+                 *, max_line: int) -> None:
+        self.rec = rec
+        self.cgroup = cgroup
+        self._save = save
+        self._max_line = max_line
+        self.stdin_fd = -1
+        self.master_fd = -1
+        self.subscribers: list[Subscriber] = []
+        self.exited = asyncio.Event()
+        self.stop_requested = False
+        self.killed = False
+        self._readers: list[tuple[str, spawn.FdReader]] = []
+        self._tasks: list[asyncio.Task[None]] = []
+        self._writer: CriLogWriter | None = None
+
+    # ---- output ---------------------------------------------------------------
+
+    def start_pump(self, readers: list[tuple[str, spawn.FdReader]]) -> None:
+        self._readers = readers
+        self._writer = CriLogWriter(self.rec.log_path, self.rec.config.log_max_bytes)
+        for stream, reader in readers:
+            self._tasks.append(asyncio.create_task(self._pump(stream, reader)))
+
+    async def _pump(self, stream: str, reader: spawn.FdReader) -> None:
+        splitter = LineSplitter(self._max_line)
+        assert self._writer is not None
+        while True:
+            data = await reader.queue.get()
+            entries = splitter.feed(data) if data else splitter.finish()
+            for content, partial in entries:
+                self._writer.write(stream, content, partial=partial)
+            self._writer.flush()
+            if data:  # end-of-stream reaches subscribers from finish(), once for both streams
+                for out, err in self.subscribers:
+                    (err if stream == "stderr" and err is not None else out).put_nowait(data)
+            if not data:
+                return
+
+    def subscribe(self) -> tuple[Subscriber, Callable[[], None]]:
+        tty = self.rec.config.tty
+        sub: Subscriber = (asyncio.Queue(), None if tty else asyncio.Queue())
+        self.subscribers.append(sub)
+
+        def unsubscribe() -> None:
+            if sub in self.subscribers:
+                self.subscribers.remove(sub)
+                for q in sub:
+                    if q is not None:
+                        q.put_nowait(b"")
+
+        return sub, unsubscribe
+
+    def close_stdin(self) -> None:
+        if self.stdin_fd >= 0 and not self.rec.config.tty:
+            os.close(self.stdin_fd)
+            self.stdin_fd = -1
+
+    # ---- exit -----------------------------------------------------------------
+
+    def watch(self) -> None:
+        self._tasks.append(asyncio.create_task(self._watch()))
+
+    async def _watch(self) -> None:
+        code = await spawn.wait_pid(self.rec.pid)
+        # The main process is gone: nothing else of the container may stay (no orphans).
+        spawn.signal_tree(self.rec.pid, 9, self.cgroup.pids() if self.cgroup else ())
+        pumps = self._tasks[: len(self._readers)]
+        if pumps:
+            _, pending = await asyncio.wait(pumps, timeout=2.0)
+            for task in pending:
+                task.cancel()
+        self.finish(code)
+
+    def finish(self, code: int | None) -> None:
+        rec = self.rec
+        oom = bool(self.cgroup and self.cgroup.oom_kills() > 0)
+        if oom:
+            rec.exit_code, rec.reason = 137, "OOMKilled"
+        elif code is not None:
+            rec.exit_code, rec.reason = code, "Completed" if code == 0 else "Error"
+        elif self.stop_requested:
+            rec.exit_code, rec.reason = (137 if self.killed else 143), "Error"
+        else:
+            rec.exit_code, rec.reason = 137, "ContainerStatusUnknown"
+            rec.message = "the container exited while the runtime was not running; its exit code is lost"
+        rec.state, rec.finished_at = "exited", time.time()
+        self._close_io()
+        with contextlib.suppress(OSError):
+            self._save(rec)
+        for out, err in self.subscribers:
+            out.put_nowait(b"")
+            if err is not None:
+                err.put_nowait(b"")
+        self.exited.set()
+
+    def _close_io(self) -> None:
+        for _, reader in self._readers:
+            reader.stop()
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+        for fd in (self.stdin_fd, self.master_fd):
+            if fd >= 0:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+        self.stdin_fd = self.master_fd = -1
+
+    def cancel(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        self._close_io()

@@ -1,0 +1,128 @@
+"""ProcessRuntime: the shared runtime contract plus what only host processes have (adoption by pid, cgroups)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import textwrap
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import pytest
+
+from kubeling.runtime import new_runtime
+from kubeling.runtime.interface import PodSandboxConfig
+from kubeling.runtime.process import ProcessRuntime
+from kubeling.runtime.process.logs import (
+    CriLogWriter,
+    LineSplitter,
+    join_partials,
+    parse_cri_line,
+    read_cri_log,
+)
+
+from .contract import RuntimeContract, RuntimeFactory
+
+CGROUP_PARENT = f"kubeling-test-{os.getpid()}"
+
+
+class TestProcessRuntimeContract(RuntimeContract):
+    """The contract on a fresh state directory per test."""
+
+    @pytest.fixture
+    def runtime_factory(self, tmp_path: Path) -> RuntimeFactory:
+        async def factory() -> ProcessRuntime:
+            runtime = ProcessRuntime(str(tmp_path / "runtime"), cgroup_parent=CGROUP_PARENT)
+            await runtime.start()
+            return runtime
+
+        return factory
+
+    @pytest.fixture
+    def crashed_runtime(self, tmp_path: Path) -> Callable[[PodSandboxConfig], Awaitable[tuple[str, str]]]:
+        """Runs a runtime in a child process that starts a container, then dies without cleanup."""
+
+        async def crash(pod: PodSandboxConfig) -> tuple[str, str]:
+            script = textwrap.dedent(f"""
+                import asyncio, os
+                from kubeling.runtime.interface import ContainerConfig, PodSandboxConfig
+                from kubeling.runtime.process import ProcessRuntime
+                async def main():
+                    rt = ProcessRuntime({str(tmp_path / "runtime")!r}, cgroup_parent={CGROUP_PARENT!r})
+                    await rt.start()
+                    sid = await rt.run_pod_sandbox(PodSandboxConfig(name={pod.name!r}, namespace={pod.namespace!r},
+                        uid={pod.uid!r}, hostname={pod.hostname!r}, log_directory={pod.log_directory!r}))
+                    cid = await rt.create_container(sid, ContainerConfig(name="c", image="",
+                        command=["sh", "-c", "echo before; sleep 300"]))
+                    await rt.start_container(cid)
+                    await asyncio.sleep(0.2)
+                    print(sid, cid, flush=True)
+                    os._exit(0)  # a crash: no close(), no cleanup
+                asyncio.run(main())
+            """)
+            proc = await asyncio.create_subprocess_exec(sys.executable, "-c", script, stdout=asyncio.subprocess.PIPE)
+            out, _ = await proc.communicate()
+            sid, cid = out.decode().split()
+            return sid, cid
+
+        return crash
+
+
+async def test_factory_and_capabilities(tmp_path: Path) -> None:
+    runtime = new_runtime("process", str(tmp_path))
+    assert isinstance(runtime, ProcessRuntime)
+    await runtime.start()
+    caps = runtime.capabilities()
+    assert caps.root == (os.geteuid() == 0)
+    if caps.root:
+        assert caps.hostname and caps.mounts and not caps.user_namespace
+    await runtime.close()
+    with pytest.raises(ValueError):
+        new_runtime("docker", str(tmp_path))
+
+
+@pytest.fixture
+async def runtime(tmp_path: Path) -> AsyncIterator[ProcessRuntime]:
+    rt = ProcessRuntime(str(tmp_path / "rt"), cgroup_parent=CGROUP_PARENT)
+    await rt.start()
+    yield rt
+    await rt.close()
+
+
+async def test_cgroups_removed_with_sandbox(runtime: ProcessRuntime, tmp_path: Path) -> None:
+    if not runtime.capabilities().cgroups:
+        pytest.skip("cgroups are not writable here")
+    from kubeling.runtime.interface import ContainerConfig, Resources
+
+    sid = await runtime.run_pod_sandbox(PodSandboxConfig(name="p", namespace="n", uid="cg-test", hostname="p",
+                                                         log_directory=str(tmp_path / "logs")))
+    cid = await runtime.create_container(sid, ContainerConfig(name="c", image="", command=["sleep", "300"],
+                                                              resources=Resources(cpu_limit_millis=500)))
+    await runtime.start_container(cid)
+    dirs = list(runtime._records[cid].cgroup.values())
+    assert dirs and all(os.path.isdir(d) for d in dirs)
+    pod_dirs = [os.path.dirname(d) for d in dirs]
+    await runtime.remove_pod_sandbox(sid)
+    assert not any(os.path.exists(d) for d in dirs + pod_dirs)
+
+
+def test_log_writer_rotation_and_reader(tmp_path: Path) -> None:
+    path = str(tmp_path / "0.log")
+    writer = CriLogWriter(path, max_bytes=300)
+    splitter = LineSplitter(max_line=10)
+    for content, partial in splitter.feed(b"short\n" + b"a" * 25 + b"\n" + b"rest"):
+        writer.write("stdout", content, partial=partial)
+    for content, partial in splitter.finish():
+        writer.write("stderr", content, partial=partial)
+    for i in range(5):
+        writer.write("stdout", b"filler %d" % i)
+    writer.close()
+    entries = list(read_cri_log(path))
+    assert os.path.exists(path + ".1") and os.path.getsize(path) <= 300
+    joined = [(e.stream, e.content) for e in join_partials(iter(entries))]
+    assert joined[:3] == [("stdout", b"short"), ("stdout", b"a" * 25), ("stderr", b"rest")]
+    assert joined[-1] == ("stdout", b"filler 4")
+    assert parse_cri_line(b"garbage") is None
+    entry = parse_cri_line(b"2026-01-01T00:00:00.000000001Z stdout P half")
+    assert entry is not None and entry.partial and entry.content == b"half"
