@@ -62,6 +62,7 @@ class WorkerDeps:
     root_dir: str
     dns: DNSSettings
     probe_time_scale: float = 1.0  # tests shrink probe periods
+    services: Callable[[], list[Obj]] = list  # the Services the kubelet knows (for service env vars)
 
     async def event(self, pod: Obj, type_: str, reason: str, message: str) -> None:
         """Record an Event about `pod` (informer objects may lack kind/apiVersion)."""
@@ -138,7 +139,7 @@ class ContainerRunner:
             config = await container_config(deps.client, pod, spec, root_dir=deps.root_dir, pod_ip=w.pod_ip,
                                             host_ip=deps.host_ip, node_name=deps.node_name,
                                             volumes=deps.volumes, volume_dirs=w.volume_dirs,
-                                            attempt=rec.restart_count)
+                                            attempt=rec.restart_count, services=deps.services())
         except ContainerConfigError as err:
             await self._cannot_create(rec, err.reason, str(err), retry=err.retry)
             return

@@ -93,6 +93,9 @@ class Kubelet:
             node_name=node_name, host_ip=address, root_dir=root_dir,
             dns=DNSSettings(servers=list(opts.cluster_dns), domain=opts.cluster_domain),
             probe_time_scale=opts.probe_time_scale)
+        # Service env vars (FOO_SERVICE_HOST…) come from a Service cache, as the kubelet's service lister.
+        self.services = Informer(client, resources.SERVICES)
+        self.deps.services = self.services.list
         self.workers: dict[str, PodWorker] = {}  # pod uid → worker
         self.informer = Informer(client, resources.PODS, field_selector=f"spec.nodeName={node_name}")
         self.ready = asyncio.Event()
@@ -112,6 +115,8 @@ class Kubelet:
         await self.node.renew_lease()
         self.informer.add_handler(on_add=self._on_pod, on_update=lambda _old, new: self._on_pod(new),
                                   on_delete=self._on_pod_deleted)
+        await self.services.start()
+        await self.services.wait_synced(5)
         await self.informer.start()
         self._tasks = [asyncio.create_task(self._every(self.options.node_lease_renew_interval,
                                                        self.node.renew_lease, "lease"), name="kubelet-lease"),
@@ -126,6 +131,7 @@ class Kubelet:
     async def shutdown(self) -> None:
         """Stop every pod's containers gracefully, then the heartbeats, server and runtime."""
         await self.informer.stop()
+        await self.services.stop()
         grace = self.options.shutdown_grace_period
         await asyncio.gather(*(w.shutdown(grace) for w in list(self.workers.values())), return_exceptions=True)
         self.workers.clear()

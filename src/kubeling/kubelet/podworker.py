@@ -35,7 +35,8 @@ from kubeling.kubelet.status import ContainerRecord, build_status, terminated_st
 Obj = dict[str, Any]
 log = logging.getLogger(__name__)
 
-OWNED_CONDITIONS = frozenset({"PodReadyToStartContainers", "Initialized", "Ready", "ContainersReady"})
+OWNED_CONDITIONS = frozenset({"PodReadyToStartContainers", "Initialized", "Ready", "ContainersReady",
+                              "PodScheduled"})
 RETRY_DELAY = 2.0  # seconds before retrying a failed sandbox, volume or API step
 FORCE_GRACE = 1.0  # force-deleted pods (gone from the API) still get one second to exit
 

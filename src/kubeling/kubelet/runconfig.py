@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kubeling.api.quantity import cpu_millis, memory_bytes
-from kubeling.kubelet.env import EnvError, expand_command, resolve_env
+from kubeling.kubelet.env import EnvError, expand_command, resolve_env, service_env
 from kubeling.kubelet.status import CREATE_CONTAINER_CONFIG_ERROR, CREATE_CONTAINER_ERROR
 from kubeling.kubelet.volumes import VolumeManager
 from kubeling.runtime.interface import ContainerConfig, PodSandboxConfig, PortMapping, Resources
@@ -106,11 +106,15 @@ def check_runnable(container: Obj) -> None:
 
 async def container_config(client: Any, pod: Obj, container: Obj, *, root_dir: str, pod_ip: str, host_ip: str,
                            node_name: str, volumes: VolumeManager, volume_dirs: dict[str, str],
-                           attempt: int) -> ContainerConfig:
+                           attempt: int, services: list[Obj] | None = None) -> ContainerConfig:
     """Everything the runtime needs to create `container`; ContainerConfigError when that is impossible."""
     check_runnable(container)
     try:
-        env = await resolve_env(client, pod, container, pod_ip=pod_ip, node_name=node_name, host_ip=host_ip)
+        links = (pod.get("spec") or {}).get("enableServiceLinks", True) is not False
+        svc_env = service_env(services or [], pod["metadata"].get("namespace") or "default",
+                              enable_service_links=links)
+        env = await resolve_env(client, pod, container, pod_ip=pod_ip, node_name=node_name, host_ip=host_ip,
+                                service_env=svc_env, node_allocatable=volumes.node_allocatable)
     except EnvError as err:
         raise ContainerConfigError(str(err)) from err
     env_map = dict(env)

@@ -185,7 +185,9 @@ def pod_conditions(spec: Obj, phase: str, init: list[ContainerRecord], regular: 
         # Readiness gates are set by other controllers; until they are, the pod is not Ready.
         pod_ready = _condition("Ready", False, "ReadinessGatesNotReady",
                                f"corresponding condition of pod readiness gate {gates[0]!r} does not exist.")
-    return [_condition("PodReadyToStartContainers", sandbox_ready), initialized, pod_ready, ready]
+    # When the kubelet sees a pod it is scheduled, whoever bound it (generateAPIPodStatus does the same).
+    scheduled = _condition("PodScheduled", True)
+    return [_condition("PodReadyToStartContainers", sandbox_ready), initialized, pod_ready, ready, scheduled]
 
 
 def merge_conditions(old: list[Obj], new: list[Obj], now: str) -> list[Obj]:

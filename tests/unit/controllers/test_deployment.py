@@ -291,3 +291,18 @@ async def test_min_ready_seconds_holds_availability(cluster: Cluster) -> None:
         d = await wait_rollout(cluster, within=4)
     assert condition(d, "Available")["status"] == "True"
     assert [rs["spec"]["minReadySeconds"] for rs in await replica_sets(cluster)] == [1]
+
+
+async def test_adopts_orphan_replica_set_with_matching_template(cluster: Cluster) -> None:
+    d = deployment(replicas=3)
+    orphan = {"apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": {"name": "legacy", "namespace": "default",
+                                                                         "labels": {"app": "web"}},
+              "spec": {"replicas": 1, "selector": d["spec"]["selector"], "template": d["spec"]["template"]}}
+    await cluster.client.create(REPLICASETS, orphan)
+    created = await cluster.client.create(DEPLOYMENTS, d)
+    async with cluster.run(*CONTROLLERS), cluster.kubelet():
+        await wait_rollout(cluster)
+    [rs] = await replica_sets(cluster)
+    assert rs["metadata"]["name"] == "legacy" and util.replicas(rs) == 3
+    assert rs["metadata"]["ownerReferences"][0]["uid"] == created["metadata"]["uid"]
+    assert rs["metadata"]["annotations"][util.REVISION] == "1"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 
 from kubeling.client import resources as r
@@ -50,7 +51,7 @@ async def test_lease_is_renewed(cluster: Harness) -> None:  # noqa: F811
         await check()
         if renewed[-1] != first:
             break
-        await __import__("asyncio").sleep(0.05)
+        await asyncio.sleep(0.05)
     assert renewed[-1] > first
 
 
@@ -77,5 +78,5 @@ async def test_deleted_node_is_registered_again(cluster: Harness) -> None:  # no
     for _ in range(100):
         if await present():
             break
-        await __import__("asyncio").sleep(0.05)
+        await asyncio.sleep(0.05)
     assert NODE in names

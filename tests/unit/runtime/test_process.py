@@ -22,7 +22,7 @@ from kubeling.runtime.process.logs import (
     read_cri_log,
 )
 
-from .contract import RuntimeContract, RuntimeFactory
+from .contract import RuntimeContract, RuntimeFactory, exists
 
 CGROUP_PARENT = f"kubeling-test-{os.getpid()}"
 
@@ -101,10 +101,10 @@ async def test_cgroups_removed_with_sandbox(runtime: ProcessRuntime, tmp_path: P
                                                               resources=Resources(cpu_limit_millis=500)))
     await runtime.start_container(cid)
     dirs = list(runtime._records[cid].cgroup.values())
-    assert dirs and all(os.path.isdir(d) for d in dirs)
+    assert dirs and all(exists(d) for d in dirs)
     pod_dirs = [os.path.dirname(d) for d in dirs]
     await runtime.remove_pod_sandbox(sid)
-    assert not any(os.path.exists(d) for d in dirs + pod_dirs)
+    assert not any(exists(d) for d in dirs + pod_dirs)
 
 
 def test_log_writer_rotation_and_reader(tmp_path: Path) -> None:

@@ -200,7 +200,10 @@ class CgroupManager:
     def container(self, pod: Cgroup, name: str, resources: Resources) -> Cgroup:
         """Create the container's cgroup with its limits written (before anything joins it)."""
         cg = Cgroup(self.version, {c: os.path.join(d, name) for c, d in pod.dirs.items()})
-        for d in cg.dirs.values():
+        for pod_dir, d in zip(pod.dirs.values(), cg.dirs.values(), strict=True):
+            if self.version == 2 and not os.path.isdir(pod_dir):  # removed by a previous close()
+                os.makedirs(pod_dir)
+                _write(os.path.join(pod_dir, "cgroup.subtree_control"), "+memory +cpu")
             os.makedirs(d, exist_ok=True)
         shares = cpu_shares(resources.cpu_request_millis)
         if self.version == 2:

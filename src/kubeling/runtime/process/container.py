@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import pty
 import time
 from collections.abc import Callable
 
@@ -142,3 +143,30 @@ class LiveContainer:
         for task in self._tasks:
             task.cancel()
         self._close_io()
+
+
+def prepare_io(live: LiveContainer, cdir: str) -> tuple[int, int, int, list[int], list[tuple[str, spawn.FdReader]]]:
+    """The container's stdio: a pty, or FIFOs for output and a pipe (or /dev/null) for stdin."""
+    cfg = live.rec.config
+    readers: list[tuple[str, spawn.FdReader]] = []
+    if cfg.tty:
+        master, slave = pty.openpty()
+        live.master_fd = master
+        live.stdin_fd = master if cfg.stdin else -1
+        os.set_blocking(master, False)
+        readers.append(("stdout", spawn.FdReader(os.dup(master))))
+        return slave, slave, slave, [slave], readers
+    fifo_fds = []
+    for stream in ("stdout", "stderr"):
+        path = os.path.join(cdir, f"{stream}.fifo")
+        if not os.path.exists(path):
+            os.mkfifo(path, 0o600)
+        readers.append((stream, spawn.FdReader(os.open(path, os.O_RDONLY | os.O_NONBLOCK))))
+        fifo_fds.append(os.open(path, os.O_RDWR))  # the container's end: reader + writer, no SIGPIPE
+    if cfg.stdin:
+        stdin, live.stdin_fd = os.pipe()
+        os.set_blocking(live.stdin_fd, False)
+    else:
+        stdin = os.open(os.devnull, os.O_RDONLY)
+    return stdin, fifo_fds[0], fifo_fds[1], [*fifo_fds, stdin], readers
+

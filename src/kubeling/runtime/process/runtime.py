@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import pty
 import secrets
 import shutil
 import signal
@@ -26,7 +25,6 @@ import time
 
 from ..interface import (
     ContainerConfig,
-    ContainerState,
     ContainerStats,
     ContainerStatus,
     PodSandboxConfig,
@@ -36,7 +34,7 @@ from ..interface import (
 )
 from . import spawn
 from .cgroups import Cgroup, CgroupManager
-from .container import LiveContainer
+from .container import LiveContainer, prepare_io
 from .exec import AttachSession, ExecSession
 from .logs import MAX_LINE
 from .namespaces import Capabilities, probe_namespaces
@@ -103,10 +101,17 @@ class ProcessRuntime:
         for live in self._live.values():
             live.cancel()
         self._live.clear()
+        # Every container is stopped: drop their cgroups so none outlives us (a later instance
+        # recreates a pod's cgroup when it creates a container in it).
+        version = self._caps.cgroup_version or 1
+        cgroups = [r.cgroup for r in self._records.values()] + [s.cgroup for s in self._sandboxes.values()]
+        for dirs in cgroups:
+            if dirs:
+                await asyncio.to_thread(Cgroup(version, dirs).remove, 0.5)
         if self._cgroups is not None:
             for d in self._cgroups.base.values():
                 with contextlib.suppress(OSError):
-                    os.rmdir(d)  # only when no pod is left in it
+                    os.rmdir(d)  # only when no other instance's pod is left in it
 
     # ---- sandboxes --------------------------------------------------------------
 
@@ -223,7 +228,7 @@ class ProcessRuntime:
             os.makedirs(spec["staging"], exist_ok=True)
             os.makedirs(spec["stash"], exist_ok=True)
         live = LiveContainer(rec, cgroup, self.dirs.save_container, max_line=self._max_line)
-        stdin, stdout, stderr, child_fds, readers = _prepare_io(live, cdir)
+        stdin, stdout, stderr, child_fds, readers = prepare_io(live, cdir)
         status_r, status_w = os.pipe()
         try:
             pid = spawn.spawn(spec, stdin=stdin, stdout=stdout, stderr=stderr, status_fd=status_w)
@@ -296,10 +301,10 @@ class ProcessRuntime:
 
     async def container_status(self, container_id: str) -> ContainerStatus | None:
         rec = self._records.get(container_id)
-        return None if rec is None else _status(rec)
+        return None if rec is None else rec.status()
 
     async def list_containers(self, sandbox_id: str | None = None) -> list[ContainerStatus]:
-        return [_status(r) for r in self._records.values() if sandbox_id in (None, r.sandbox_id)]
+        return [r.status() for r in self._records.values() if sandbox_id in (None, r.sandbox_id)]
 
     async def wait_container(self, container_id: str) -> ContainerStatus:
         rec = self._record(container_id)
@@ -307,7 +312,7 @@ class ProcessRuntime:
         if rec.state == "created" or live is None:
             raise RuntimeError_(f"container {container_id} was never started", reason="NotStarted")
         await live.exited.wait()
-        return _status(rec)
+        return rec.status()
 
     # ---- streams ----------------------------------------------------------------
 
@@ -384,40 +389,6 @@ class ProcessRuntime:
             return ContainerStats(timestamp=now)
         cpu, rss = await asyncio.to_thread(spawn.usage, rec.pid)
         return ContainerStats(cpu, rss, rss, now)
-
-
-def _status(rec: ContainerRecord) -> ContainerStatus:
-    return ContainerStatus(
-        id=rec.id, name=rec.config.name, state=ContainerState(rec.state), created_at=rec.created_at,
-        started_at=rec.started_at, finished_at=rec.finished_at, exit_code=rec.exit_code, reason=rec.reason,
-        message=rec.message, pid=rec.pid, log_path=rec.log_path, attempt=rec.config.attempt,
-    )
-
-
-def _prepare_io(live: LiveContainer, cdir: str) -> tuple[int, int, int, list[int], list[tuple[str, spawn.FdReader]]]:
-    """The container's stdio: a pty, or FIFOs for output and a pipe (or /dev/null) for stdin."""
-    cfg = live.rec.config
-    readers: list[tuple[str, spawn.FdReader]] = []
-    if cfg.tty:
-        master, slave = pty.openpty()
-        live.master_fd = master
-        live.stdin_fd = master if cfg.stdin else -1
-        os.set_blocking(master, False)
-        readers.append(("stdout", spawn.FdReader(os.dup(master))))
-        return slave, slave, slave, [slave], readers
-    fifo_fds = []
-    for stream in ("stdout", "stderr"):
-        path = os.path.join(cdir, f"{stream}.fifo")
-        if not os.path.exists(path):
-            os.mkfifo(path, 0o600)
-        readers.append((stream, spawn.FdReader(os.open(path, os.O_RDONLY | os.O_NONBLOCK))))
-        fifo_fds.append(os.open(path, os.O_RDWR))  # the container's end: reader + writer, no SIGPIPE
-    if cfg.stdin:
-        stdin, live.stdin_fd = os.pipe()
-        os.set_blocking(live.stdin_fd, False)
-    else:
-        stdin = os.open(os.devnull, os.O_RDONLY)
-    return stdin, fifo_fds[0], fifo_fds[1], [*fifo_fds, stdin], readers
 
 
 def _moves_paths(config: ContainerConfig) -> bool:

@@ -15,7 +15,15 @@ import json
 import os
 from dataclasses import dataclass, field
 
-from ..interface import ContainerConfig, Mount, PodSandboxConfig, PortMapping, Resources
+from ..interface import (
+    ContainerConfig,
+    ContainerState,
+    ContainerStatus,
+    Mount,
+    PodSandboxConfig,
+    PortMapping,
+    Resources,
+)
 
 
 def write_json(path: str, data: dict) -> None:
@@ -90,6 +98,14 @@ class ContainerRecord:
         d = dataclasses.asdict(self)
         d["config"] = dataclasses.asdict(self.config)
         return d
+
+    def status(self) -> ContainerStatus:
+        return ContainerStatus(
+            id=self.id, name=self.config.name, state=ContainerState(self.state), created_at=self.created_at,
+            started_at=self.started_at, finished_at=self.finished_at, exit_code=self.exit_code,
+            reason=self.reason, message=self.message, pid=self.pid, log_path=self.log_path,
+            attempt=self.config.attempt,
+        )
 
     @classmethod
     def from_json(cls, d: dict) -> ContainerRecord:
