@@ -75,11 +75,11 @@ class ContainerRecord:
         return self.terminated and self.state["terminated"].get("exitCode") == 0
 
 
-def container_status(record: ContainerRecord, *, runtime_name: str) -> Obj:
+def container_status(record: ContainerRecord, *, runtime_name: str, default_reason: str = CONTAINER_CREATING) -> Obj:
     """One entry of containerStatuses / initContainerStatuses."""
     status: Obj = {
         "name": record.name,
-        "state": record.state or {"waiting": {"reason": CONTAINER_CREATING}},
+        "state": record.state or {"waiting": {"reason": default_reason}},
         "lastState": record.last_state,
         "ready": record.ready,
         "restartCount": record.restart_count,
@@ -231,9 +231,13 @@ def build_status(pod: Obj, *, init: list[ContainerRecord], regular: list[Contain
         status["podIPs"] = [{"ip": pod_ip}]
     if start_time:
         status["startTime"] = start_time
+    # Not-yet-created containers wait for "PodInitializing" in a pod with init containers (kubelet_pods.go).
+    default = POD_INITIALIZING if init else CONTAINER_CREATING
     if init:
-        status["initContainerStatuses"] = [container_status(r, runtime_name=runtime_name) for r in init]
-    status["containerStatuses"] = [container_status(r, runtime_name=runtime_name) for r in regular]
+        status["initContainerStatuses"] = [container_status(r, runtime_name=runtime_name, default_reason=default)
+                                           for r in init]
+    status["containerStatuses"] = [container_status(r, runtime_name=runtime_name, default_reason=default)
+                                   for r in regular]
     return status
 
 

@@ -77,8 +77,11 @@ class Harness:
         last: Obj | None = None
         while True:
             last = await self.pod(name)
-            if last is not None and check(last):
-                return last
+            try:
+                if last is not None and check(last):
+                    return last
+            except (KeyError, TypeError):
+                pass  # the status is not there yet
             if asyncio.get_running_loop().time() > deadline:
                 raise AssertionError(f"pod {name} never matched; last status: {(last or {}).get('status')}")
             await asyncio.sleep(0.02)
@@ -129,7 +132,7 @@ def container(name: str, *command: str, **extra: Any) -> Obj:
 
 
 def cstatus(pod: Obj, name: str, key: str = "containerStatuses") -> Obj:
-    return next(s for s in (pod.get("status") or {}).get(key) or [] if s["name"] == name)
+    return next((s for s in (pod.get("status") or {}).get(key) or [] if s["name"] == name), {})
 
 
 def condition(pod: Obj, type_: str) -> str:

@@ -259,11 +259,13 @@ class RuntimeContract:
         data.mkdir()
         (config / "key").write_text("value")
         mounts = [Mount(str(config), "/etc/kubeling-test/config", read_only=True),
-                  Mount(str(data), "/kubeling-test-data")]
+                  Mount(str(data), "/kubeling-test-data"),
+                  Mount(str(config / "key"), "/etc/kubeling-test/sub/file.txt")]  # a subPath-style file
         script = ("cat /etc/kubeling-test/config/key; echo; test -f /etc/passwd && echo passwd;"
-                  "touch /etc/kubeling-test/config/x 2>/dev/null || echo ro; echo w > /kubeling-test-data/f")
+                  "touch /etc/kubeling-test/config/x 2>/dev/null || echo ro; echo w > /kubeling-test-data/f;"
+                  "cat /etc/kubeling-test/sub/file.txt")
         out = await self.output(runtime, sandbox, ["sh", "-c", script], mounts=mounts)
-        assert out.split(b"\n") == [b"value", b"passwd", b"ro"]
+        assert out.split(b"\n") == [b"value", b"passwd", b"ro", b"value"]
         assert (data / "f").read_text() == "w\n"
         assert not exists("/etc/kubeling-test") and not exists("/kubeling-test-data")
 

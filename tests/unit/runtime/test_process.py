@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import glob
 import os
 import sys
 import textwrap
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -25,6 +27,18 @@ from kubeling.runtime.process.logs import (
 from .contract import RuntimeContract, RuntimeFactory, exists
 
 CGROUP_PARENT = f"kubeling-test-{os.getpid()}"
+
+
+@pytest.fixture(autouse=True, scope="module")
+def no_cgroup_left_behind() -> Iterator[None]:
+    """After the module: the runtime must have removed every cgroup it created under our parent."""
+    yield
+    left = [d for d in glob.glob(f"/sys/fs/cgroup/**/{CGROUP_PARENT}/*", recursive=True) if os.path.isdir(d)]
+    for d in glob.glob(f"/sys/fs/cgroup/**/{CGROUP_PARENT}", recursive=True):
+        for sub in sorted((p for p in glob.glob(f"{d}/**/", recursive=True)), key=len, reverse=True):
+            with contextlib.suppress(OSError):
+                os.rmdir(sub)
+    assert not left, f"cgroups left behind: {left}"
 
 
 class TestProcessRuntimeContract(RuntimeContract):
@@ -67,6 +81,21 @@ class TestProcessRuntimeContract(RuntimeContract):
             return sid, cid
 
         return crash
+
+
+class TestProcessRuntimeWithoutIsolation(RuntimeContract):
+    """The contract on plain processes: what a host without namespaces or cgroups gets."""
+
+    @pytest.fixture
+    def runtime_factory(self, tmp_path: Path) -> RuntimeFactory:
+        async def factory() -> ProcessRuntime:
+            runtime = ProcessRuntime(str(tmp_path / "runtime"), use_namespaces=False, use_cgroups=False)
+            await runtime.start()
+            return runtime
+
+        return factory
+
+    crashed_runtime = TestProcessRuntimeContract.crashed_runtime
 
 
 async def test_factory_and_capabilities(tmp_path: Path) -> None:

@@ -224,8 +224,9 @@ class JobController(Controller):
             elif succeeded > 0:
                 want = 0
             if len(active) > want:
-                extras = sorted(active, key=lambda p: (podstate.is_ready(p), p["metadata"].get("creationTimestamp")),
-                                )[:len(active) - want]
+                # Not-ready pods go first (a simplified `controller.ActivePods` order).
+                order = sorted(active, key=lambda p: (podstate.is_ready(p), p["metadata"].get("creationTimestamp") or ""))
+                extras = order[:len(active) - want]
                 await self._delete_pods(key, job, extras)
                 return [p for p in active if p not in extras]
             indexes = [None] * (want - len(active))

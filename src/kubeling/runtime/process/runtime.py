@@ -77,12 +77,16 @@ class ProcessRuntime:
             caps.user_namespace = ok and not caps.root
             if err:
                 caps.notes.append(f"namespaces unavailable: {err}")
+        else:
+            caps.notes.append("namespaces disabled by configuration")
         if self._want_cgroups:
             self._cgroups = CgroupManager(self._cgroup_parent)
             caps.cgroups, caps.cgroup_version = self._cgroups.enabled, self._cgroups.version
             if not self._cgroups.enabled:
                 caps.notes.append(self._cgroups.reason)
                 self._cgroups = None
+        else:
+            caps.notes.append("cgroups disabled by configuration")
         sandboxes, containers = self.dirs.load()
         self._sandboxes = {s.id: s for s in sandboxes}
         for rec in containers:
@@ -259,6 +263,8 @@ class ProcessRuntime:
         live = LiveContainer(rec, cgroup, self.dirs.save_container, max_line=self._max_line)
         self._live[rec.id] = live
         if not spawn.alive(rec.pid, rec.pid_start):
+            if cgroup is not None:
+                cgroup.kill_all()  # whatever the lost main process left behind
             live.finish(None)
             return
         if not rec.config.tty:
