@@ -40,7 +40,7 @@ from kubeling.client import KubeClient  # noqa: E402
 from kubeling.client.resources import LEASES, NAMESPACES, PODS  # noqa: E402
 from kubeling.kubelet.simulated import NodeShape, node_object  # noqa: E402
 from kubeling.scheduler import PodInfo, Snapshot, parse_config, schedule_one  # noqa: E402
-from kubeling.scheduler.record import explanation_record  # noqa: E402
+from kubeling.scheduler.record import BOUND_MAX_NODES, MAX_NODES, explanation_record  # noqa: E402
 
 SHAPE = NodeShape(cpu="32", memory="128Gi", pods=110)
 
@@ -63,7 +63,7 @@ def core_rate(nodes: int, pods: int, *, percentage: int, memo: bool, record: boo
     for pi in infos:
         result = schedule_one(pi, snap, profile, memo=memo)
         if record:
-            explanation_record(result)
+            explanation_record(result, max_nodes=BOUND_MAX_NODES if result.selected_node else MAX_NODES)
         if result.selected_node:
             snap.assume(pi, result.selected_node)
         else:
@@ -113,14 +113,17 @@ async def _e2e(server: Server, nodes: int, pods: int, timeout: float) -> dict[st
         first = last = 0.0
 
         async def watch() -> None:
-            nonlocal first, last
-            async for _type, pod in client.watch(PODS, namespace="bench", resource_version=rv, timeout_seconds=900):
-                if pod.get("spec", {}).get("nodeName") and pod["metadata"]["name"] not in bound:
-                    bound.add(pod["metadata"]["name"])
-                    last = time.perf_counter()
-                    first = first or last
-                    if len(bound) >= pods:
-                        return
+            nonlocal first, last, rv
+            while True:  # the watch cache drops a watcher that falls behind: resume from the last version
+                async for _type, pod in client.watch(PODS, namespace="bench", resource_version=rv,
+                                                     timeout_seconds=900):
+                    rv = pod["metadata"].get("resourceVersion", rv)
+                    if pod.get("spec", {}).get("nodeName") and pod["metadata"]["name"] not in bound:
+                        bound.add(pod["metadata"]["name"])
+                        last = time.perf_counter()
+                        first = first or last
+                        if len(bound) >= pods:
+                            return
         watcher = asyncio.create_task(watch())
         await asyncio.sleep(0.5)
         released = time.perf_counter()

@@ -19,6 +19,28 @@ def _server_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--bind", default="127.0.0.1", help="API server address (default 127.0.0.1)")
     p.add_argument("--no-merge-kubeconfig", action="store_true",
                    help="do not merge the kubeling context into $KUBECONFIG or ~/.kube/config")
+    p.add_argument("--controller-option", action="append", default=[], metavar="KEY=VALUE",
+                   help="set a controller-manager option, e.g. node_monitor_grace_period=5 or "
+                        "pod_eviction_timeout=5 (repeatable; numeric values become numbers)")
+
+
+def _option_value(text: str) -> int | float | str:
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def _controller_options(parser: argparse.ArgumentParser, pairs: list[str]) -> dict[str, int | float | str]:
+    options: dict[str, int | float | str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            parser.error(f"--controller-option expects KEY=VALUE, got {pair!r}")
+        options[key.strip()] = _option_value(value.strip())
+    return options
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -32,13 +54,19 @@ def main(argv: list[str] | None = None) -> int:
     server.add_argument("--scheduler-config", default=None,
                         help="KubeSchedulerConfiguration file (profiles, plugins, scoring strategy)")
     up.add_argument("--scheduler-config", default=None, help=argparse.SUPPRESS)
-    sim = sub.add_parser("simulate", help="register N simulated nodes whose pods run instantly")
+    sim = sub.add_parser("simulate", help="register N simulated nodes whose pods run instantly",
+                         description="Register N simulated nodes whose bound pods run at once. Pods with "
+                                     "restartPolicy Never or OnFailure (Job pods) run for --complete-after "
+                                     "seconds, then succeed (exit code 0, reason Completed).")
     sim.add_argument("--kubeconfig", required=True)
     sim.add_argument("--nodes", type=int, required=True)
     sim.add_argument("--cpu", default="4")
     sim.add_argument("--memory", default="8Gi")
     sim.add_argument("--pods", type=int, default=110)
     sim.add_argument("--name-prefix", default="sim")
+    sim.add_argument("--complete-after", type=float, default=1.0, metavar="SECONDS",
+                     help="seconds a pod with restartPolicy Never or OnFailure runs before it succeeds "
+                          "(default 1.0)")
     ex = sub.add_parser("explain", help="explain the scheduler's last decision for a pod")
     ex.add_argument("kind", choices=["pod", "pods", "po"], help="what to explain (pods only)")
     ex.add_argument("name")
@@ -56,13 +84,16 @@ def main(argv: list[str] | None = None) -> int:
         from kubeling.cli.server import ServerOptions, run
         data_dir = args.data_dir or kubeconfig.default_data_dir()
         return run(data_dir, args.bind, args.port, merge_kubeconfig=not args.no_merge_kubeconfig,
-                   options=ServerOptions(scheduler_config=args.scheduler_config))
+                   options=ServerOptions(scheduler_config=args.scheduler_config,
+                                         controller_options=_controller_options(parser, args.controller_option)))
     if args.command == "simulate":
         from kubeling.cli import simulate
         if args.nodes < 1:
             parser.error("--nodes must be at least 1")
+        if args.complete_after < 0:
+            parser.error("--complete-after must not be negative")
         return simulate.run(args.kubeconfig, args.nodes, cpu=args.cpu, memory=args.memory, pods=args.pods,
-                            prefix=args.name_prefix)
+                            prefix=args.name_prefix, complete_after=args.complete_after)
     if args.command == "explain":
         from kubeling.cli import explain
         path = args.kubeconfig or kubeconfig.default_data_dir() / "kubeconfig.yaml"

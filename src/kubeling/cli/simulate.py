@@ -12,9 +12,9 @@ from kubeling.client import KubeClient
 from kubeling.kubelet.simulated import NodeShape, SimulatedNodes
 
 
-async def _simulate(kubeconfig: str, count: int, shape: NodeShape, prefix: str) -> int:
+async def _simulate(kubeconfig: str, count: int, shape: NodeShape, prefix: str, complete_after: float) -> int:
     client = KubeClient.from_kubeconfig(kubeconfig, user_agent="kubeling-simulator")
-    nodes = SimulatedNodes(client, count=count, prefix=prefix, shape=shape)
+    nodes = SimulatedNodes(client, count=count, prefix=prefix, shape=shape, complete_after=complete_after)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -40,10 +40,12 @@ async def _simulate(kubeconfig: str, count: int, shape: NodeShape, prefix: str) 
         await client.close()
 
 
-def run(kubeconfig: str, count: int, *, cpu: str, memory: str, pods: int, prefix: str) -> int:
+def run(kubeconfig: str, count: int, *, cpu: str, memory: str, pods: int, prefix: str,
+        complete_after: float = 1.0) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        return asyncio.run(_simulate(kubeconfig, count, NodeShape(cpu=cpu, memory=memory, pods=pods), prefix))
+        shape = NodeShape(cpu=cpu, memory=memory, pods=pods)
+        return asyncio.run(_simulate(kubeconfig, count, shape, prefix, complete_after))
     except (OSError, ConnectionError) as exc:
         print(f"kubeling: cannot reach the API server: {exc}", file=sys.stderr)
         return 1

@@ -45,6 +45,7 @@ log = logging.getLogger(__name__)
 
 CONFIG_RETRY = 5.0  # seconds before retrying a container whose config could not be built
 POST_START_TIMEOUT = 30.0
+DEFINITION_CHANGED = "definition"  # a kill request that is not a probe failure
 
 
 @dataclass
@@ -88,6 +89,7 @@ class ContainerRunner:
         self._probes: dict[str, list[ProbeWorker]] = {}  # container name → probe workers
         self._kills: dict[str, str] = {}  # container name → probe kind that failed
         self._retry_at: dict[str, float] = {}  # container name → when a config error may be retried
+        self.restart_anyway: set[str] = set()  # killed for a new definition: restarts whatever the policy
 
     # -- start / restart ----------------------------------------------------------------------------
 
@@ -116,6 +118,7 @@ class ContainerRunner:
                                       f"Back-off restarting failed container {rec.name} in pod {ref}")
             return remaining
         backoff.next(key, rec.finished_at)
+        self.restart_anyway.discard(rec.name)
         self._archive(rec)
         rec.restart_count += 1
         if rec.previous_id:
@@ -261,9 +264,17 @@ class ContainerRunner:
             rec = self.worker.record(name)
             if rec is None or not rec.running:
                 continue
-            await self.deps.event(self.worker.pod, "Normal", "Killing",
-                                  f"Container {name} failed {kind.lower()} probe, will be restarted")
-            await self.kill(rec, grace=grace_period(self.worker.pod, rec.spec, probe_kind=kind))
+            if kind == DEFINITION_CHANGED:
+                message, probe_kind = f"Container {name} definition changed, will be restarted", ""
+                self.restart_anyway.add(name)
+            else:
+                message, probe_kind = f"Container {name} failed {kind.lower()} probe, will be restarted", kind
+            await self.deps.event(self.worker.pod, "Normal", "Killing", message)
+            await self.kill(rec, grace=grace_period(self.worker.pod, rec.spec, probe_kind=probe_kind))
+
+    def definition_changed(self, rec: ContainerRecord) -> None:
+        """The container's spec changed (a new image): kill it on the next pass and start the new one."""
+        self._kills[rec.name] = DEFINITION_CHANGED
 
     async def kill(self, rec: ContainerRecord, *, grace: float, override: float | None = None) -> None:
         """preStop, SIGTERM, SIGKILL after the grace period; the exit watcher records the exit."""

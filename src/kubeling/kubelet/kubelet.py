@@ -21,10 +21,13 @@ import asyncio
 import contextlib
 import logging
 import os
+import shutil
 from dataclasses import dataclass, field
 from typing import Any
 
+from kubeling.api.errors import StatusError
 from kubeling.client import resources
+from kubeling.client.errors import APIUnavailable
 from kubeling.client.events import EventRecorder
 from kubeling.client.informer import Informer
 from kubeling.kubelet.backoff import Backoff
@@ -111,8 +114,9 @@ class Kubelet:
         await self.clean_previous_run()
         if self.options.serve:
             await self._start_server()
-        await self.node.register()
-        await self.node.renew_lease()
+        await self._register()
+        if self._stopped.is_set():
+            return  # shut down before the API server ever answered
         self.informer.add_handler(on_add=self._on_pod, on_update=lambda _old, new: self._on_pod(new),
                                   on_delete=self._on_pod_deleted)
         await self.services.start()
@@ -124,6 +128,7 @@ class Kubelet:
                                                        self.node.sync_status, "node status"),
                                            name="kubelet-node-status")]
         await self.informer.wait_synced()
+        self._clean_orphans({p["metadata"]["uid"] for p in self.informer.list()})
         self.ready.set()
         log.info("kubelet for node %s is running", self.node_name)
         await self._stopped.wait()
@@ -161,6 +166,28 @@ class Kubelet:
                 await self.runtime.stop_pod_sandbox(sandbox_id)
             with contextlib.suppress(Exception):
                 await self.runtime.remove_pod_sandbox(sandbox_id)
+
+    async def _register(self) -> None:
+        """Register the Node, retrying until the API server answers (an agent may start first)."""
+        delay = 0.2
+        while not self._stopped.is_set():
+            try:
+                await self.node.register()
+                await self.node.renew_lease()
+                return
+            except (StatusError, APIUnavailable) as err:
+                log.warning("registering node %s failed (retrying in %.1fs): %s", self.node_name, delay, err)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 7.0)
+
+    def _clean_orphans(self, bound: set[str]) -> None:
+        """Free the addresses, volumes and logs of pods deleted while the kubelet was down."""
+        self.deps.ip_allocator.retain_only(bound)
+        pods_dir = os.path.join(self.root_dir, "pods")
+        for entry in os.listdir(pods_dir) if os.path.isdir(pods_dir) else []:
+            uid = entry.rsplit("_", 1)[-1]  # volume dirs are "<uid>", log dirs "<ns>_<name>_<uid>"
+            if uid not in bound:
+                shutil.rmtree(os.path.join(pods_dir, entry), ignore_errors=True)
 
     async def _start_server(self) -> None:
         try:

@@ -64,7 +64,7 @@ async def run_hook(kind: str, handler: Obj, *, runtime: Runtime, container_id: s
         return None
     if "exec" in handler:
         command = (handler["exec"] or {}).get("command") or []
-        return (f"Exec lifecycle hook ({command}) for Container \"{name}\" in Pod \"{pod_ref(pod)}\" failed - "
+        return (f"Exec lifecycle hook ([{' '.join(command)}]) for Container \"{name}\" in Pod \"{pod_ref(pod)}\" failed - "
                 f"error: {output}")
     if "httpGet" in handler:
         return f"HTTP lifecycle hook ({(handler['httpGet'] or {}).get('path', '/')}) for Container \"{name}\" " \

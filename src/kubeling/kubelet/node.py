@@ -170,7 +170,6 @@ class NodeStatusManager:
         self._clock = clock or (lambda: dt.datetime.now(dt.UTC).timestamp())
         self.machine = MachineInfo.read(root_dir)
         self.runtime_ready: Callable[[], bool] = lambda: True
-        self._last_reported: Obj | None = None  # the status we last wrote, heartbeat times excluded
         self._last_report_at = 0.0
         self._node_uid = ""
 
@@ -230,7 +229,6 @@ class NodeStatusManager:
                 raise
             node = await self.client.patch(resources.NODES, self.node_name, {"metadata": {"labels": self.labels()}})
         self._node_uid = node["metadata"].get("uid", "")
-        self._last_reported = None
         await self.sync_status(force=True)
         return node
 
@@ -253,7 +251,7 @@ class NodeStatusManager:
         if not force and comparable == owned and now - self._last_report_at < self.report_frequency:
             return False
         await self.client.patch(resources.NODES, self.node_name, {"status": new}, subresource="status")
-        self._last_reported, self._last_report_at = comparable, now
+        self._last_report_at = now
         return True
 
     async def renew_lease(self) -> None:

@@ -30,7 +30,7 @@ from kubeling.client.errors import APIUnavailable
 from kubeling.kubelet.containers import ContainerRunner, WorkerDeps
 from kubeling.kubelet.lifecycle import grace_period, kill_container, pod_ref
 from kubeling.kubelet.runconfig import log_directory, sandbox_config
-from kubeling.kubelet.status import ContainerRecord, build_status, terminated_state, timestamp
+from kubeling.kubelet.status import ContainerRecord, build_status, restore_records, timestamp
 
 Obj = dict[str, Any]
 log = logging.getLogger(__name__)
@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 OWNED_CONDITIONS = frozenset({"PodReadyToStartContainers", "Initialized", "Ready", "ContainersReady",
                               "PodScheduled"})
 RETRY_DELAY = 2.0  # seconds before retrying a failed sandbox, volume or API step
+VOLUME_RESYNC = 60.0  # seconds between refreshes of configMap/secret volumes (kubelet's syncFrequency)
 FORCE_GRACE = 1.0  # force-deleted pods (gone from the API) still get one second to exit
 
 
@@ -60,14 +61,19 @@ class PodWorker:
         api_status = pod.get("status") or {}
         self.start_time: str = api_status.get("startTime") or ""
         self.terminal = api_status.get("phase") in ("Succeeded", "Failed")
+        self._frozen = self.terminal
         self._gone = False
         self._shutdown: float | None = None  # kubelet shutdown: stop containers, keep the pod
+        self._grace_in_use = 0.0  # while terminating: the grace period the containers were given
+        self._initialized = False  # every regular init container has succeeded once
+        self._volumes_synced = time.monotonic()
         self._wake = asyncio.Event()
         self._last_status: Obj | None = None
         self._task: asyncio.Task[None] | None = None
         self.done = asyncio.Event()
         self.runner = ContainerRunner(deps, self)
-        self._restore(api_status)
+        if not self.terminal:
+            restore_records(self.records(), api_status)
 
     # -- what the kubelet calls -------------------------------------------------------------------
 
@@ -78,6 +84,15 @@ class PodWorker:
     def update(self, pod: Obj) -> None:
         """A newer version of the pod arrived from the informer."""
         self.pod = pod
+        # `image` is the one mutable container field: a changed one means a restart with the new definition.
+        specs = {c["name"]: c for key in ("initContainers", "containers")
+                 for c in (pod.get("spec") or {}).get(key) or []}
+        for rec in self.records():
+            new = specs.get(rec.name)
+            if new is not None and new.get("image") != rec.spec.get("image"):
+                rec.spec = new
+                if rec.running and not (rec.init and not rec.sidecar):
+                    self.runner.definition_changed(rec)
         self.wake()
 
     def remove(self) -> None:
@@ -146,7 +161,7 @@ class PodWorker:
         for rec in self.init:
             if rec.sidecar:
                 delays.append(await self.runner.ensure(rec, restart=True))
-                if not rec.started:
+                if not rec.started and not self._initialized:
                     return _soonest(delays)  # the next init container waits for this sidecar's startup
                 continue
             if rec.succeeded:
@@ -159,6 +174,8 @@ class PodWorker:
             # Init containers restart on failure whatever the policy says (Always counts as OnFailure).
             delays.append(await self.runner.ensure(rec, restart=True))
             return _soonest(delays)
+        self._initialized = True  # from now on a restarting sidecar no longer holds the app containers back
+        delays.append(await self._refresh_volumes())
         for rec in self.regular:
             delays.append(await self.runner.ensure(rec, restart=self._should_restart(rec, policy)))
         if policy != "Always" and all(r.exit_code is not None and not self._should_restart(r, policy)
@@ -167,9 +184,19 @@ class PodWorker:
             return None
         return _soonest(delays)
 
-    @staticmethod
-    def _should_restart(rec: ContainerRecord, policy: str) -> bool:
-        if policy == "Always":
+    async def _refresh_volumes(self) -> float:
+        """Rewrite configMap/secret/downwardAPI volumes whose source changed (the kubelet's periodic sync)."""
+        now = time.monotonic()
+        if now - self._volumes_synced >= VOLUME_RESYNC:
+            self._volumes_synced = now
+            try:
+                await self.deps.volumes.refresh(self.pod)
+            except Exception as err:
+                log.warning("refreshing volumes of %s/%s failed: %s", self.namespace, self.name, err)
+        return max(self._volumes_synced + VOLUME_RESYNC - now, 0.1)
+
+    def _should_restart(self, rec: ContainerRecord, policy: str) -> bool:
+        if policy == "Always" or rec.name in self.runner.restart_anyway:
             return True
         if policy == "OnFailure":
             return rec.exit_code not in (0, None)
@@ -208,25 +235,65 @@ class PodWorker:
     # -- termination ------------------------------------------------------------------------------
 
     async def _stop_everything(self, *, override: float | None, cap: float | None) -> None:
-        """App containers first, then sidecars in reverse order (Kubernetes' order); then the sandbox."""
-        await self.runner.stop_probes()
-        running = [r for r in self.regular if r.running and r.id]
+        """App containers first, then sidecars in reverse order (Kubernetes' order); then the sandbox.
 
+        While containers are stopping, a shorter grace period (a second `kubectl delete --grace-period`,
+        or `--force` removing the pod) re-signals them with the shorter timeout, as the kubelet does.
+        """
+        await self.runner.stop_probes()
+        graces = [grace_period(self.pod, r.spec) for r in self.records() if r.running]
+        self._grace_in_use = override if override is not None else min([*graces, cap] if cap else graces,
+                                                                        default=0.0)
+        job = asyncio.ensure_future(self._kill_all(override=override, cap=cap))
+        faster: list[asyncio.Future[Any]] = []
+        deadline: float | None = None  # once shortened, the slow stop calls get this long, then are dropped
+        loop = asyncio.get_running_loop()
+        while not job.done():
+            waker = asyncio.ensure_future(self._wake.wait())
+            timeout = None if deadline is None else max(deadline - loop.time(), 0)
+            await asyncio.wait({job, waker}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+            waker.cancel()
+            if deadline is not None and loop.time() >= deadline:
+                job.cancel()
+                break
+            if self._wake.is_set():
+                self._wake.clear()
+                shorter = self._shorter_grace()
+                if shorter is not None:
+                    faster += [asyncio.ensure_future(self.deps.runtime.stop_container(r.id, shorter))
+                               for r in self.records() if r.running and r.id]
+                    deadline = loop.time() + shorter + 2.0
+        await asyncio.gather(job, *faster, return_exceptions=True)
+        await self.runner.wait_exits(self.records(), timeout=2.0)
+        await self._remove_sandbox()
+
+    def _shorter_grace(self) -> float | None:
+        meta = self.pod.get("metadata") or {}
+        grace: float | None = None
+        if self._gone:
+            grace = FORCE_GRACE
+        elif meta.get("deletionTimestamp") and meta.get("deletionGracePeriodSeconds") is not None:
+            grace = float(meta["deletionGracePeriodSeconds"])
+        if grace is not None and grace < self._grace_in_use:
+            self._grace_in_use = grace
+            return grace
+        return None
+
+    async def _kill_all(self, *, override: float | None, cap: float | None) -> None:
         async def kill(rec: ContainerRecord) -> None:
             grace = grace_period(self.pod, rec.spec)
             if cap is not None:
                 grace = min(grace, cap)
+            await self.deps.event(self.pod, "Normal", "Killing", f"Stopping container {rec.name}")
             try:
                 await kill_container(self.deps.runtime, pod=self.pod, container=rec.spec, container_id=rec.id,
                                      pod_ip=self.pod_ip, grace=grace, override=override)
             except Exception:
                 log.exception("stopping container %s of %s failed", rec.name, pod_ref(self.pod))
 
-        await asyncio.gather(*(kill(r) for r in running))
+        await asyncio.gather(*(kill(r) for r in self.regular if r.running and r.id))
         for rec in [r for r in reversed(self.init) if r.running and r.id]:
             await kill(rec)
-        await self.runner.wait_exits([*running, *self.init], timeout=2.0)
-        await self._remove_sandbox()
 
     async def _remove_sandbox(self) -> None:
         runtime = self.deps.runtime
@@ -289,6 +356,8 @@ class PodWorker:
 
     async def write_status(self, *, terminal: bool = False) -> None:
         """PUT the status subresource when it changed (unconditional update, retried on conflict)."""
+        if self._frozen:
+            return  # finished before this kubelet started: its final status stays as it was reported
         status = self.compute_status(terminal=terminal)
         if status == self._last_status or (self._last_status is None and status == self.pod.get("status")):
             return
@@ -306,29 +375,6 @@ class PodWorker:
                 if err.code != 409 or attempt == 4:
                     raise
             await asyncio.sleep(0.05 * (attempt + 1))
-
-    # -- resuming after a kubelet restart ---------------------------------------------------------
-
-    def _restore(self, api_status: Obj) -> None:
-        """Carry restart counts over from the API: the containers of a previous kubelet run are gone."""
-        previous = {s.get("name"): s for key in ("initContainerStatuses", "containerStatuses")
-                    for s in api_status.get(key) or []}
-        if self.terminal:
-            return
-        now = time.time()
-        for rec in self.records():
-            old = previous.get(rec.name)
-            if not old:
-                continue
-            state = old.get("state") or {}
-            rec.restart_count = int(old.get("restartCount") or 0)
-            if "running" in state or "terminated" in state:
-                rec.restart_count += 1
-                rec.last_state = {"terminated": state["terminated"]} if "terminated" in state else \
-                    terminated_state(exit_code=255, reason="Unknown", started_at=0, finished_at=now,
-                                     container_id=old.get("containerID", ""))
-            elif old.get("lastState"):
-                rec.last_state = old["lastState"]
 
 
 def _soonest(delays: list[float | None]) -> float | None:

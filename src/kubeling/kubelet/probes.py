@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -74,7 +75,8 @@ async def run_action(action: Obj, *, runtime: Runtime, container_id: str, contai
             except TimeoutError:
                 return False, f"dial tcp {host}:{port}: i/o timeout"
             except OSError as err:
-                return False, f"dial tcp {host}:{port}: connect: {err.strerror or err}"
+                reason = os.strerror(err.errno).lower() if err.errno else str(err)
+                return False, f"dial tcp {host}:{port}: connect: {reason}"
             writer.close()
             with contextlib.suppress(OSError):
                 await writer.wait_closed()
@@ -107,6 +109,10 @@ async def _http_get(spec: Obj, *, container: Obj, pod_ip: str, timeout: float) -
             return False, f"HTTP probe failed with statuscode: {resp.status}"
     except TimeoutError:
         return False, f'Get "{url}": context deadline exceeded (Client.Timeout exceeded while awaiting headers)'
+    except aiohttp.ClientConnectorError as err:
+        code = getattr(err.os_error, "errno", None)
+        reason = os.strerror(code).lower() if code else str(err)  # "connection refused", as Go words it
+        return False, f'Get "{url}": dial tcp {host}:{port}: connect: {reason}'
     except aiohttp.ClientError as err:
         return False, f'Get "{url}": {err}'
 

@@ -5,8 +5,11 @@ For tests and scale: the real scheduler and controllers run unchanged against
 them. Each node registers like a kubelet (capacity, allocatable, labels,
 complete nodeInfo, conditions) and renews its Lease in kube-node-lease; the
 fake kubelet marks bound pods Running and Ready with the status fields a real
-kubelet fills, and finishes graceful deletions. Stopping the simulator stops
-the heartbeats, so the node lifecycle controller sees the nodes go away.
+kubelet fills, and finishes graceful deletions. Pods whose restartPolicy is
+Never or OnFailure (Job pods) run for `complete_after` seconds and then
+succeed: phase Succeeded, every container terminated with exit code 0, reason
+Completed. Stopping the simulator stops the heartbeats, so the node lifecycle
+controller sees the nodes go away.
 """
 
 from __future__ import annotations
@@ -28,6 +31,8 @@ log = logging.getLogger(__name__)
 
 LEASE_DURATION = 40
 RENEW_INTERVAL = 10.0
+COMPLETE_AFTER = 1.0
+RUN_TO_COMPLETION = ("Never", "OnFailure")
 
 
 def _now() -> str:
@@ -101,6 +106,29 @@ def running_status(pod: Obj, node_ip: str) -> Obj:
     return status
 
 
+def succeeded_status(pod: Obj) -> Obj:
+    """The status a kubelet reports once every container of the pod exited 0."""
+    now = _now()
+    status = dict(pod.get("status") or {})
+    containers = (pod.get("spec") or {}).get("containers") or []
+    previous = {c.get("name"): c for c in status.get("containerStatuses") or []}
+    conditions = []
+    for cond in status.get("conditions") or []:
+        if cond.get("type") in ("Ready", "ContainersReady"):
+            cond = dict(cond, status="False", reason="PodCompleted", lastTransitionTime=now)
+        conditions.append(cond)
+    statuses = []
+    for c in containers:
+        started = ((previous.get(c["name"]) or {}).get("state") or {}).get("running", {}).get("startedAt", now)
+        statuses.append({
+            "name": c["name"], "image": c.get("image", ""), "imageID": "", "containerID": f"sim://{c['name']}",
+            "ready": False, "started": False, "restartCount": 0,
+            "state": {"terminated": {"exitCode": 0, "reason": "Completed", "startedAt": started,
+                                     "finishedAt": now, "containerID": f"sim://{c['name']}"}}})
+    status.update({"phase": "Succeeded", "conditions": conditions, "containerStatuses": statuses})
+    return status
+
+
 def _fake_pod_ip(pod: Obj) -> str:
     # Documentation-range address (RFC 5737): never routed, only a value in the API.
     uid = (pod.get("metadata") or {}).get("uid", "")
@@ -112,14 +140,17 @@ class SimulatedNodes:
     """Registers N nodes, keeps their Leases fresh and plays kubelet for their pods."""
 
     def __init__(self, client: KubeClient, *, count: int, prefix: str = "sim", shape: NodeShape | None = None,
-                 labels: dict[str, str] | None = None, renew_interval: float = RENEW_INTERVAL) -> None:
+                 labels: dict[str, str] | None = None, renew_interval: float = RENEW_INTERVAL,
+                 complete_after: float = COMPLETE_AFTER) -> None:
         self.client = client
         self.names = [f"{prefix}-{i}" for i in range(count)]
         self._mine = set(self.names)
         self.shape = shape or NodeShape()
         self.labels = labels or {}
         self.renew_interval = renew_interval
+        self.complete_after = complete_after
         self.ready = asyncio.Event()
+        self._completing: dict[str, asyncio.Task[None]] = {}  # pod uid → its pending completion
 
     async def run(self) -> None:
         await self.register()
@@ -225,7 +256,45 @@ class SimulatedNodes:
                                          preconditions={"uid": meta["uid"]})
                 return
             status = pod.get("status") or {}
-            if status.get("phase") in ("Running", "Succeeded", "Failed"):
+            if status.get("phase") == "Running":
+                self._complete_later(pod)
+                return
+            if status.get("phase") in ("Succeeded", "Failed"):
                 return
             new = dict(pod, status=running_status(pod, node))
             await self.client.update(resources.PODS, new, subresource="status")
+            self._complete_later(pod)
+
+    def _complete_later(self, pod: Obj) -> None:
+        """Pods that run to completion (restartPolicy Never/OnFailure) succeed after `complete_after`."""
+        if (pod.get("spec") or {}).get("restartPolicy") not in RUN_TO_COMPLETION:
+            return
+        uid = pod["metadata"]["uid"]
+        if uid in self._completing:
+            return
+        task = asyncio.create_task(self._complete(pod))
+        self._completing[uid] = task
+        task.add_done_callback(lambda _: self._completing.pop(uid, None))
+
+    async def _complete(self, pod: Obj) -> None:
+        await asyncio.sleep(self.complete_after)
+        meta = pod["metadata"]
+        ns, name = meta.get("namespace", ""), meta["name"]
+        for _ in range(5):
+            try:
+                current = await self.client.get(resources.PODS, name, namespace=ns)
+                if current["metadata"].get("uid") != meta["uid"] or current["metadata"].get("deletionTimestamp") \
+                        or (current.get("status") or {}).get("phase") != "Running":
+                    return
+                new = dict(current, status=succeeded_status(current))
+                await self.client.update(resources.PODS, new, subresource="status")
+                return
+            except StatusError as exc:
+                if exc.code == 404:
+                    return
+                if exc.code != 409:
+                    log.warning("completing pod %s/%s failed: %s", ns, name, exc)
+                    return
+            except (ConnectionError, OSError) as exc:
+                log.warning("completing pod %s/%s: lost the API server: %s", ns, name, exc)
+                await asyncio.sleep(1)

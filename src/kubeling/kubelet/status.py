@@ -13,6 +13,7 @@ get pods` derives its STATUS column (`Init:1/2`, `Init:CrashLoopBackOff`,
 from __future__ import annotations
 
 import datetime as dt
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -259,3 +260,27 @@ def terminated_state(*, exit_code: int, reason: str, started_at: float, finished
     if signal:
         term["signal"] = signal
     return {"terminated": term}
+
+
+def restore_records(records: list[ContainerRecord], api_status: Obj) -> None:
+    """Carry restart counts over from the API after a kubelet restart (the old containers are gone).
+
+    A container that had run gets a new instance, so its count goes up by one and its lastState says
+    how the old one ended (or "Unknown", exit 255, when the old kubelet never saw it end).
+    """
+    previous = {s.get("name"): s for key in ("initContainerStatuses", "containerStatuses")
+                for s in api_status.get(key) or []}
+    now = time.time()
+    for rec in records:
+        old = previous.get(rec.name)
+        if not old:
+            continue
+        state = old.get("state") or {}
+        rec.restart_count = int(old.get("restartCount") or 0)
+        if "running" in state or "terminated" in state:
+            rec.restart_count += 1
+            rec.last_state = {"terminated": state["terminated"]} if "terminated" in state else \
+                terminated_state(exit_code=255, reason="Unknown", started_at=0, finished_at=now,
+                                 container_id=old.get("containerID", ""))
+        elif old.get("lastState"):
+            rec.last_state = old["lastState"]

@@ -34,7 +34,7 @@ from kubeling.scheduler.cache import SchedulerCache, pod_key
 from kubeling.scheduler.core import schedule_one
 from kubeling.scheduler.profile import DEFAULT_SCHEDULER_NAME, Profile, parse_config
 from kubeling.scheduler.queue import SchedulingQueue
-from kubeling.scheduler.record import ANNOTATION, explanation_record
+from kubeling.scheduler.record import ANNOTATION, BOUND_MAX_NODES, MAX_NODES, explanation_record
 from kubeling.scheduler.snapshot import PodInfo
 
 log = logging.getLogger(__name__)
@@ -141,7 +141,8 @@ class Scheduler:
             log.exception("scheduling %s failed", key)
             self.queue.add_backoff(key, priority=pi.priority, created=_created(pod))
             return
-        record = explanation_record(result, profile=name) if self.explain else None
+        rows = BOUND_MAX_NODES if result.selected_node else MAX_NODES
+        record = explanation_record(result, profile=name, max_nodes=rows) if self.explain else None
         if result.selected_node is not None:
             self.cache.assume(pi, result.selected_node)
             self.queue.done(key)

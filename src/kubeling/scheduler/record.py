@@ -10,19 +10,24 @@ with a metadata patch on failure.
 The record is bounded so a 5,000-node cluster does not put 5,000 rows on every pod:
 at most `max_nodes` rows, preferring the top-scored feasible nodes (the chosen one
 always) and the rejected ones, with the number left out. The FitError message still
-counts every node. `format_record` renders the same table as `scheduler.explain`.
+counts every node. A bound pod carries its record in every watch event and every GET
+for the rest of its life, so the scheduler keeps that one short (`BOUND_MAX_NODES`: the
+runners-up and a sample of rejections); a pending pod's record is for debugging and
+gets the full `MAX_NODES`. `format_record` renders the same table as `scheduler.explain`.
 """
 
 from __future__ import annotations
 
-import heapq
 from datetime import UTC, datetime
+from itertools import compress, islice
+from operator import attrgetter
 from typing import Any
 
 from kubeling.scheduler.core import ScheduleResult
 
 ANNOTATION = "scheduler.kubeling.io/explanation"
 MAX_NODES = 100
+BOUND_MAX_NODES = 20
 VERSION = 1
 
 
@@ -30,23 +35,27 @@ def explanation_record(result: ScheduleResult, *, max_nodes: int = MAX_NODES, pr
     """A JSON-ready summary of `result`: verdicts per node, per-plugin scores, totals (bounded)."""
     plugins = list(result.scores)
     n_feasible = len(result.feasible)
-    rejected_names = sorted(result.filter_statuses)
+    n_rejected = len(result.filter_statuses)
     # Half the rows for the best feasible nodes, the rest for rejections; unused room goes to the other side.
-    want_rejected = min(len(rejected_names), max(max_nodes // 2, max_nodes - n_feasible))
+    want_rejected = min(n_rejected, max(max_nodes // 2, max_nodes - n_feasible))
     want_feasible = min(n_feasible, max_nodes - want_rejected)
-    if result.totals:
-        order = heapq.nlargest(want_feasible, range(n_feasible), key=result.totals.__getitem__)
+    totals = result.totals
+    if totals and want_feasible < n_feasible:
+        order = _top(totals, want_feasible)
+    elif totals:
+        order = sorted(range(n_feasible), key=totals.__getitem__, reverse=True)
     else:
         order = list(range(want_feasible))
-    chosen = next((i for i, ni in enumerate(result.feasible) if ni.name == result.selected_node), None)
-    if chosen is not None and chosen not in order:
+    names = [result.feasible[i].name for i in order]
+    if result.selected_node and result.selected_node not in names and result.feasible:
+        # A tie wider than the rows kept: make room for the chosen node (found with a C-level scan).
+        chosen = list(map(attrgetter("name"), result.feasible)).index(result.selected_node)
         order = [*order[:-1], chosen] if order else [chosen]
     feasible_rows = [[result.feasible[i].name, result.totals[i] if result.totals else None,
                       [result.scores[p][i] for p in plugins]] for i in order]
-    rejected_rows = []
-    for name in rejected_names[:want_rejected]:
-        st = result.filter_statuses[name]
-        rejected_rows.append([name, st.plugin or "", st.message()])
+    # Which rejections are kept does not matter (the message counts them all): take the first ones.
+    rejected_rows = sorted([name, st.plugin or "", st.message()]
+                           for name, st in islice(result.filter_statuses.items(), want_rejected))
     record: dict[str, Any] = {
         "v": VERSION,
         "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -59,12 +68,29 @@ def explanation_record(result: ScheduleResult, *, max_nodes: int = MAX_NODES, pr
         "skipped": list(result.skipped_score_plugins),
         "fits": feasible_rows,
         "rejected": rejected_rows,
-        "omitted": n_feasible + len(rejected_names) - len(feasible_rows) - len(rejected_rows),
+        "omitted": n_feasible + n_rejected - len(feasible_rows) - len(rejected_rows),
     }
     if result.nominated_node:
         record["nominated"] = result.nominated_node
         record["victims"] = [v.key for v in result.victims]
     return record
+
+
+def _top(totals: list[int], k: int) -> list[int]:
+    """Indices of the k best totals, best first, without a Python-level pass over every node.
+
+    Totals take few distinct values, so walk those down from the best until k nodes are
+    covered; `list.count` and `compress` do the per-node work in C.
+    """
+    threshold, covered = 0, 0
+    for value in sorted(set(totals), reverse=True):
+        covered += totals.count(value)
+        threshold = value
+        if covered >= k:
+            break
+    order = list(compress(range(len(totals)), map(threshold.__le__, totals)))
+    order.sort(key=totals.__getitem__, reverse=True)
+    return order[:k]
 
 
 def _table(rows: list[list[str]]) -> list[str]:

@@ -6,6 +6,7 @@ import asyncio
 
 import pytest
 
+from kubeling.client import resources as r
 from tests.unit.kubelet.harness import (  # noqa: F401 (fixture)
     Harness,
     cluster,
@@ -149,3 +150,15 @@ async def test_container_without_command_is_a_clear_error(cluster: Harness) -> N
     assert pod["status"]["phase"] == "Pending" and cstatus(pod, "web")["restartCount"] == 0
     assert "has no command" in cstatus(pod, "web")["state"]["waiting"]["message"]
     assert not cluster.runtime.containers
+
+
+async def test_image_change_restarts_the_container(cluster: Harness) -> None:  # noqa: F811
+    await cluster.create_pod("upd", [container("app")], restartPolicy="Never")
+    await cluster.wait_pod("upd", running)
+    await cluster.client.patch(r.PODS, "upd", {"spec": {"containers": [{"name": "app", "image": "busybox:2"}]}},
+                               namespace="default", patch_type="strategic")
+    killing = await cluster.wait_event("upd", "Killing")
+    assert killing["message"] == "Container app definition changed, will be restarted"
+    pod = await cluster.wait_pod("upd", lambda p: cstatus(p, "app")["restartCount"] == 1 and running(p))
+    assert cstatus(pod, "app")["image"] == "busybox:2"
+    assert [c.config.image for c in cluster.runtime.running("app")] == ["busybox:2"]

@@ -59,3 +59,36 @@ async def test_startup_probe_holds_liveness_and_readiness(cluster: Harness) -> N
     assert cstatus(pod, "web")["ready"] is True
     await asyncio.sleep(0.2)
     assert calls.index("live") > 2 and calls[:3] == ["startup"] * 3
+
+
+async def test_failed_post_start_hook_kills_and_restarts(cluster: Harness) -> None:  # noqa: F811
+    attempts: list[int] = []
+
+    def handler(c: object, cmd: list[str]) -> tuple[int, bytes]:
+        attempts.append(1)
+        return (1, b"hook broke") if len(attempts) == 1 else (0, b"")
+    cluster.runtime.exec_handler = handler
+    hook = {"postStart": {"exec": {"command": ["setup"]}}}
+    await cluster.create_pod("hooked", [container("web", lifecycle=hook)])
+    failed = await cluster.wait_event("hooked", "FailedPostStartHook")
+    assert failed["type"] == "Warning" and "hook broke" in failed["message"]
+    assert failed["message"].startswith("Exec lifecycle hook ([setup]) for Container \"web\" in Pod \"hooked_default(")
+    pod = await cluster.wait_pod("hooked", lambda p: cstatus(p, "web")["restartCount"] == 1
+                                 and condition(p, "Ready") == "True")
+    assert len(cluster.runtime.running("web")) == 1 and pod["status"]["phase"] == "Running"
+
+
+async def test_node_server_lookup(cluster: Harness) -> None:  # noqa: F811
+    await cluster.create_pod("logs", [container("web")])
+    await cluster.wait_pod("logs", lambda p: condition(p, "Ready") == "True")
+    kubelet = cluster.kubelet
+    assert kubelet is not None
+    cid, sandbox, path, running, waiting = kubelet.find_container("default", "logs", "web") or ("",) * 5
+    assert cid and sandbox and running and waiting == "" and path.endswith("/web/0.log")
+    assert kubelet.previous_log_path("default", "logs", "web") is None
+    cluster.runtime.exit("web", 1)
+    await cluster.wait_pod("logs", lambda p: cstatus(p, "web")["restartCount"] == 1)
+    assert (kubelet.previous_log_path("default", "logs", "web") or "").endswith("/web/0.log")
+    assert kubelet.find_container("default", "nope", "web") is None
+    (target,) = kubelet.list_pod_stats_targets()
+    assert target.name == "logs" and [c.name for c in target.containers] == ["web"]

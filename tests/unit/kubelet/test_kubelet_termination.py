@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 from kubeling.client import resources as r
 from kubeling.runtime.interface import PodSandboxConfig
@@ -76,3 +77,38 @@ async def test_leftover_sandboxes_are_cleaned_on_start(cluster: Harness) -> None
     await cluster.start_kubelet(runtime)
     await eventually(lambda: "stale" not in runtime.sandboxes)
     await cluster.wait_pod("left", lambda p: condition(p, "Ready") == "True" and len(runtime.running("web")) == 1)
+
+
+async def test_force_deletion_during_graceful_stop_shortens_it(cluster: Harness) -> None:  # noqa: F811
+    slow = FakeRuntime()
+    await cluster.stop_kubelet()
+    await cluster.start_kubelet(slow)
+    original = slow.stop_container
+
+    async def stubborn(container_id: str, timeout: float) -> None:
+        slow.stops.append(("?", container_id, timeout))
+        if timeout >= 10:  # ignores SIGTERM: only the exit (from a later, shorter stop) ends the wait
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(slow.containers[container_id].exited.wait(), timeout)
+        await original(container_id, timeout)
+    slow.stop_container = stubborn  # type: ignore[method-assign]
+    await cluster.create_pod("stuck", [container("web")], terminationGracePeriodSeconds=60)
+    await cluster.wait_pod("stuck", lambda p: condition(p, "Ready") == "True")
+    await cluster.client.delete(r.PODS, "stuck", namespace="default")
+    await eventually(lambda: slow.stops)
+    await cluster.client.delete(r.PODS, "stuck", namespace="default", grace_period_seconds=0)
+    await eventually(lambda: not slow.sandboxes, within=3)
+    assert [t for _, _, t in slow.stops][:2] == [60.0, 1.0]
+
+
+async def test_finished_pod_status_survives_a_kubelet_restart(cluster: Harness) -> None:  # noqa: F811
+    await cluster.create_pod("done", [container("task")], restartPolicy="Never")
+    await eventually(lambda: cluster.runtime.running("task"))
+    cluster.runtime.exit("task", 0)
+    before = await cluster.wait_pod("done", lambda p: p["status"]["phase"] == "Succeeded")
+    await cluster.stop_kubelet()
+    await cluster.start_kubelet(FakeRuntime())
+    await asyncio.sleep(0.3)
+    after = await cluster.pod("done")
+    assert after is not None and after["status"] == before["status"]
+    assert cluster.runtime.started == []

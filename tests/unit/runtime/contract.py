@@ -2,8 +2,10 @@
 
 A backend's test module subclasses `RuntimeContract` and provides the
 fixture `runtime_factory`: an async callable returning a *started* runtime,
-over the same state directory each time it is called (the adoption test uses
-a second one). Containers run host binaries (`sh`, the test's Python), so a
+over the same state directory each time it is called, and `crashed_runtime`:
+an async callable that starts a pod with one running container (`echo before;
+sleep 300`) from a runtime instance that then dies without cleanup, returning
+(sandbox id, container id) — the adoption test then opens a new instance. Containers run host binaries (`sh`, the test's Python), so a
 runc backend's fixture must supply a rootfs that has them. Isolation a host
 may not offer (namespaces, cgroups) is read from the runtime's optional
 `capabilities()` and skipped with the reason when absent.
@@ -14,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import socket
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -32,63 +33,10 @@ from kubeling.runtime.interface import (
     RuntimeError_,
 )
 
+from .support import capability, exists, free_port, log_lines, pid_alive, read, read_until, size
+
 RuntimeFactory = Callable[[], Awaitable[Runtime]]
-CRI_LINE = re.compile(rb"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+Z (stdout|stderr) (F|P) (.*)$")
 PY = sys.executable
-
-
-def capability(runtime: Runtime, name: str) -> bool:
-    caps = getattr(runtime, "capabilities", None)
-    return bool(getattr(caps(), name, False)) if caps else True
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
-def exists(path: str) -> bool:
-    return os.path.exists(path)
-
-
-def size(path: str) -> int:
-    return os.path.getsize(path)
-
-
-def read(path: str) -> bytes:
-    """The file's bytes, or b"" if it does not exist (yet)."""
-    try:
-        return Path(path).read_bytes()
-    except FileNotFoundError:
-        return b""
-
-
-def free_port(host: str) -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
-
-
-async def read_until(stream: AsyncIterator[bytes], needle: bytes, within: float = 5.0) -> bytes:
-    got = b""
-    async with asyncio.timeout(within):
-        async for chunk in stream:
-            got += chunk
-            if needle in got:
-                break
-    return got
-
-
-def log_lines(path: str) -> list[tuple[bytes, bytes, bytes]]:
-    out = []
-    for line in Path(path).read_bytes().splitlines():
-        m = CRI_LINE.match(line)
-        assert m, f"not a CRI log line: {line!r}"
-        out.append((m.group(1), m.group(2), m.group(3)))
-    return out
 
 
 class RuntimeContract:
@@ -302,9 +250,17 @@ class RuntimeContract:
         code, output = await runtime.exec_sync(cid, ["sh", "-c", "echo a; sleep 0.1; echo b >&2; exit 2"], 5)
         assert (code, output) == (2, b"a\nb\n")
         start = time.monotonic()
-        with pytest.raises(RuntimeError_):
+        with pytest.raises(TimeoutError):  # what the kubelet's probes catch
             await runtime.exec_sync(cid, ["sleep", "30"], 0.3)
         assert time.monotonic() - start < 3
+
+    async def test_stop_kills_exec_sessions(self, runtime: Runtime, sandbox: str) -> None:
+        cid = await self.run(runtime, sandbox, ["sleep", "300"])
+        session = await runtime.exec(cid, ["sh", "-c", "echo $$; exec sleep 300"], tty=False, stdin=False)
+        pid = int(await read_until(session.stdout(), b"\n"))
+        await runtime.stop_container(cid, 5)
+        assert await asyncio.wait_for(session.wait(), 5) in (137, 143)
+        assert not pid_alive(pid)
 
     async def test_exec_in_stopped_container_fails(self, runtime: Runtime, sandbox: str) -> None:
         cid = await self.run(runtime, sandbox, ["true"])
@@ -322,8 +278,19 @@ class RuntimeContract:
         status = await runtime.container_status(cid)
         assert status is not None and log_lines(status.log_path)[0][2] == b"hello"
 
+    async def test_attach_tty(self, runtime: Runtime, sandbox: str) -> None:
+        cid = await self.run(runtime, sandbox, ["sh"], tty=True, stdin=True)
+        session = await runtime.attach(cid, stdin=True, tty=True)
+        await session.resize(120, 30)
+        await session.write_stdin(b"stty size; tty; exit 4\n")
+        got = await read_until(session.stdout(), b"/dev/pts/")
+        assert b"30 120" in got
+        assert await asyncio.wait_for(session.wait(), 5) == 4
+        status = await runtime.container_status(cid)
+        assert status is not None and all(s == b"stdout" for s, _, _ in log_lines(status.log_path))
+
     async def test_port_forward(self, runtime: Runtime, pod_config: PodSandboxConfig) -> None:
-        pod_config.pod_ip = "127.0.0.1"
+        pod_config.pod_ip = "127.88.0.5"  # no-root mode: one loopback address per pod
         sid = await runtime.run_pod_sandbox(pod_config)
         try:
             port = free_port(pod_config.pod_ip)

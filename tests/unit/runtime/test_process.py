@@ -6,13 +6,17 @@ import asyncio
 import contextlib
 import glob
 import os
+import shutil
+import subprocess
 import sys
+import tempfile
 import textwrap
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+import kubeling
 from kubeling.runtime import new_runtime
 from kubeling.runtime.interface import PodSandboxConfig
 from kubeling.runtime.process import ProcessRuntime
@@ -155,3 +159,69 @@ def test_log_writer_rotation_and_reader(tmp_path: Path) -> None:
     assert parse_cri_line(b"garbage") is None
     entry = parse_cri_line(b"2026-01-01T00:00:00.000000001Z stdout P half")
     assert entry is not None and entry.partial and entry.content == b"half"
+
+
+UNPRIVILEGED_SMOKE = """
+import asyncio, os, sys
+from kubeling.runtime.interface import ContainerConfig, Mount, PodSandboxConfig
+from kubeling.runtime.process import ProcessRuntime
+
+async def main(root):
+    rt = ProcessRuntime(os.path.join(root, "rt"))
+    await rt.start()
+    caps = rt.capabilities()
+    assert not caps.root
+    if not caps.hostname:
+        print("SKIP", caps.notes)
+        return
+    assert caps.user_namespace and caps.mounts, caps
+    os.makedirs(os.path.join(root, "vol"))
+    with open(os.path.join(root, "vol", "key"), "w") as f:
+        f.write("value")
+    sid = await rt.run_pod_sandbox(PodSandboxConfig(name="p", namespace="n", uid="u", hostname="unpriv-0",
+                                                    log_directory=os.path.join(root, "logs")))
+    cid = await rt.create_container(sid, ContainerConfig(name="c", image="", command=["sleep", "60"],
+        mounts=[Mount(os.path.join(root, "vol"), "/etc/kubeling-unpriv", read_only=True)]))
+    await rt.start_container(cid)
+    code, out = await rt.exec_sync(cid, ["sh", "-c", "hostname; id -u; cat /etc/kubeling-unpriv/key"], 5)
+    assert (code, out.split()) == (0, [b"unpriv-0", str(os.getuid()).encode(), b"value"]), (code, out)
+    await rt.close()
+    print("OK")
+
+asyncio.run(main(sys.argv[1]))
+"""
+
+
+def _unprivileged_python(uid: int) -> str | None:
+    """An interpreter of our minor version that `uid` may run (the venv's may live under /root)."""
+    candidates = [sys.executable, f"/usr/bin/python{sys.version_info[0]}.{sys.version_info[1]}"]
+    for python in candidates:
+        # It must also be able to start itself again (sys.executable), as the runtime does.
+        check = "import subprocess, sys; subprocess.run([sys.executable, '-c', '0'], check=True)"
+        probe = subprocess.run(["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", python, "-c", check],
+                               capture_output=True, cwd="/")
+        if probe.returncode == 0:
+            return python
+    return None
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("setpriv"), reason="drops root privileges; needs root")
+def test_unprivileged_user_namespace_mode() -> None:
+    """As root, also check the no-root mode: an unprivileged user gets hostname, mounts and exec."""
+    uid = 65534
+    python = _unprivileged_python(uid)
+    if python is None:
+        pytest.skip("no Python interpreter the unprivileged user may run")
+    root = tempfile.mkdtemp(prefix="kubeling-unpriv-")
+    os.chmod(root, 0o777)
+    try:
+        src = str(Path(kubeling.__file__).resolve().parents[1])
+        result = subprocess.run(
+            ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", python, "-c", UNPRIVILEGED_SMOKE, root],
+            capture_output=True, env={"PATH": os.environ["PATH"], "PYTHONPATH": src}, timeout=30, cwd="/")
+        assert result.returncode == 0, result.stderr.decode()
+        if result.stdout.startswith(b"SKIP"):
+            pytest.skip(f"no unprivileged user namespaces here: {result.stdout.decode()}")
+        assert result.stdout.strip() == b"OK"
+    finally:
+        shutil.rmtree(root, ignore_errors=True)

@@ -18,7 +18,7 @@ from kubeling.client.rest import KubeClient
 from kubeling.kubelet.simulated import NodeShape, node_object
 from kubeling.scheduler.component import Scheduler
 from kubeling.scheduler.queue import ACTIVE, BACKOFF, UNSCHEDULABLE, SchedulingQueue
-from kubeling.scheduler.record import ANNOTATION
+from kubeling.scheduler.record import ANNOTATION, format_record
 from kubeling.storage.sqlite import SQLiteStore
 
 FAST = {"lease_duration": 3.0, "renew_deadline": 2.0, "retry_period": 0.2}
@@ -92,6 +92,10 @@ async def test_pods_get_bound_with_event_and_explanation(client: KubeClient) -> 
         p0 = await client.get(r.PODS, "p0", namespace="default")
         record = orjson.loads(p0["metadata"]["annotations"][ANNOTATION])
         assert record["node"] == nodes[0] and record["feasible"] == 3 and len(record["fits"]) == 3
+        table = format_record(record)
+        assert table.startswith(f"Scheduled to {nodes[0]}: 3/3 nodes feasible")
+        chosen = [line for line in table.splitlines() if line.startswith("*")]
+        assert len(chosen) == 1 and chosen[0].split()[1] == nodes[0] and chosen[0].endswith("fits")
         cond = {c["type"]: c["status"] for c in p0["status"]["conditions"]}
         assert cond["PodScheduled"] == "True"
         evs = await eventually(lambda: events(client, "p0"))

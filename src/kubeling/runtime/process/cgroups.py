@@ -104,6 +104,12 @@ class Cgroup:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(pid, signal.SIGKILL)
 
+    def remove_if_empty(self) -> None:
+        """rmdir without killing: for a pod cgroup another sandbox of the same pod may still use."""
+        for d in self.dirs.values():
+            with contextlib.suppress(OSError):
+                os.rmdir(d)
+
     def remove(self, timeout: float = 2.0) -> None:
         """rmdir every directory (children first), killing stragglers; a busy cgroup is retried briefly."""
         deadline = time.monotonic() + timeout

@@ -15,6 +15,7 @@ import contextlib
 import logging
 import os
 import pty
+import signal
 import time
 from collections.abc import Callable
 
@@ -40,6 +41,7 @@ class LiveContainer:
         self.stdin_fd = -1
         self.master_fd = -1
         self.subscribers: list[Subscriber] = []
+        self.exec_pids: set[int] = set()  # exec'd processes: their own sessions, part of the container
         self.exited = asyncio.Event()
         self.stop_requested = False
         self.killed = False
@@ -91,13 +93,31 @@ class LiveContainer:
 
     # ---- exit -----------------------------------------------------------------
 
+    def adopt(self, cdir: str) -> None:
+        """Resume a container a previous runtime instance started: pump its FIFOs, watch its pid."""
+        if not spawn.alive(self.rec.pid, self.rec.pid_start):
+            if self.cgroup is not None:
+                self.cgroup.kill_all()  # whatever the lost main process left behind
+            self.finish(None)
+            return
+        if not self.rec.config.tty:
+            self.start_pump([(s, spawn.FdReader(os.open(os.path.join(cdir, f"{s}.fifo"), os.O_RDONLY | os.O_NONBLOCK)))
+                             for s in ("stdout", "stderr")])
+        self.watch()
+
     def watch(self) -> None:
         self._tasks.append(asyncio.create_task(self._watch()))
 
+    def member_pids(self) -> set[int]:
+        """Processes of the container outside its session: cgroup members and exec sessions."""
+        return (self.cgroup.pids() if self.cgroup else set()) | self.exec_pids
+
+    def signal(self, sig: int) -> None:
+        spawn.signal_tree(self.rec.pid, sig, self.member_pids())
+
     async def _watch(self) -> None:
-        code = await spawn.wait_pid(self.rec.pid)
         # The main process is gone: nothing else of the container may stay (no orphans).
-        spawn.signal_tree(self.rec.pid, 9, self.cgroup.pids() if self.cgroup else ())
+        code = await spawn.wait_pid(self.rec.pid, before_reap=lambda: self.signal(signal.SIGKILL))
         pumps = self._tasks[: len(self._readers)]
         if pumps:
             _, pending = await asyncio.wait(pumps, timeout=2.0)
@@ -133,7 +153,7 @@ class LiveContainer:
         if self._writer is not None:
             self._writer.close()
             self._writer = None
-        for fd in (self.stdin_fd, self.master_fd):
+        for fd in {self.stdin_fd, self.master_fd}:  # the same fd when a tty takes stdin
             if fd >= 0:
                 with contextlib.suppress(OSError):
                     os.close(fd)

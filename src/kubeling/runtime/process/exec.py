@@ -21,7 +21,15 @@ import struct
 import termios
 from collections.abc import AsyncIterator, Awaitable, Callable
 
+from ..interface import RuntimeError_
 from . import spawn
+
+
+class ExecTimeout(RuntimeError_, TimeoutError):
+    """exec_sync ran out of time (the command was killed); a TimeoutError, as probes expect."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, reason="DeadlineExceeded")
 
 
 def set_winsize(fd: int, width: int, height: int) -> None:
@@ -44,14 +52,14 @@ async def _nothing() -> AsyncIterator[bytes]:
 class ExecSession:
     """A process started in a container's namespaces; implements `StreamSession`."""
 
-    def __init__(self, spec: dict, *, tty: bool, stdin: bool) -> None:
+    def __init__(self, spec: spawn.InitSpec, *, tty: bool, stdin: bool) -> None:
         self.tty = tty
         self._stdin_fd = -1
         self._master = -1
         if tty:
             master, slave = pty.openpty()
             self._master = master
-            self.pid = spawn.spawn({**spec, "tty": True}, stdin=slave, stdout=slave, stderr=slave)
+            self.pid = spawn.spawn(spawn.InitSpec(spec, tty=True), stdin=slave, stdout=slave, stderr=slave)
             os.close(slave)
             self._out = spawn.FdReader(os.dup(master))
             self._err: spawn.FdReader | None = None
@@ -73,6 +81,10 @@ class ExecSession:
             self._out = spawn.FdReader(out_r)
             self._err = spawn.FdReader(err_r)
         self._exit = asyncio.ensure_future(spawn.wait_pid(self.pid))
+
+    def on_exit(self, callback: Callable[[], None]) -> None:
+        """Call `callback` once the process has exited (and been reaped)."""
+        self._exit.add_done_callback(lambda _: callback())
 
     async def write_stdin(self, data: bytes) -> None:
         if self._stdin_fd >= 0:
@@ -102,6 +114,8 @@ class ExecSession:
         return 0 if code is None else code
 
     async def kill(self) -> None:
+        if self._exit.done():  # reaped: the pid may already belong to another process
+            return
         spawn.signal_tree(self.pid, signal.SIGKILL)
         with contextlib.suppress(Exception):
             await self.wait()

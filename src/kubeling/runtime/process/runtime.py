@@ -35,7 +35,7 @@ from ..interface import (
 from . import spawn
 from .cgroups import Cgroup, CgroupManager
 from .container import LiveContainer, prepare_io
-from .exec import AttachSession, ExecSession
+from .exec import AttachSession, ExecSession, ExecTimeout
 from .logs import MAX_LINE
 from .namespaces import Capabilities, probe_namespaces
 from .state import ContainerRecord, SandboxRecord, StateDir
@@ -108,10 +108,10 @@ class ProcessRuntime:
         # Every container is stopped: drop their cgroups so none outlives us (a later instance
         # recreates a pod's cgroup when it creates a container in it).
         version = self._caps.cgroup_version or 1
-        cgroups = [r.cgroup for r in self._records.values()] + [s.cgroup for s in self._sandboxes.values()]
-        for dirs in cgroups:
-            if dirs:
-                await asyncio.to_thread(Cgroup(version, dirs).remove, 0.5)
+        for dirs in [r.cgroup for r in self._records.values() if r.cgroup]:
+            await asyncio.to_thread(Cgroup(version, dirs).remove, 0.5)
+        for dirs in [s.cgroup for s in self._sandboxes.values() if s.cgroup]:
+            Cgroup(version, dirs).remove_if_empty()
         if self._cgroups is not None:
             for d in self._cgroups.base.values():
                 with contextlib.suppress(OSError):
@@ -145,8 +145,8 @@ class ProcessRuntime:
         await self.stop_pod_sandbox(sandbox_id)
         for c in self._in_sandbox(sandbox_id):
             await self.remove_container(c.id)
-        if rec.cgroup:
-            Cgroup(self._caps.cgroup_version or 1, rec.cgroup).remove()
+        if rec.cgroup:  # pod<uid> is shared by every sandbox of the pod: removed once unused
+            Cgroup(self._caps.cgroup_version or 1, rec.cgroup).remove_if_empty()
         del self._sandboxes[sandbox_id]
         self.dirs.delete_sandbox(sandbox_id)
 
@@ -220,12 +220,14 @@ class ProcessRuntime:
         sandbox = self._sandboxes[rec.sandbox_id]
         cfg, cdir = rec.config, self.dirs.container_dir(container_id)
         cgroup = Cgroup(self._caps.cgroup_version, rec.cgroup) if rec.cgroup else None
-        spec: dict = {
+        spec: spawn.InitSpec = {
             "mode": "run", "argv": cfg.command, "env": self._env(rec), "cwd": cfg.working_dir,
             "cgroup_procs": cgroup.procs_files() if cgroup else [], "tty": cfg.tty,
             "namespaces": bool(rec.namespaces), "userns": "user" in rec.namespaces,
             "hostname": sandbox.config.hostname,
-            "mounts": [[m.host_path, m.container_path, m.read_only] for m in cfg.mounts],
+            # Parents before children, so a mount inside another volume is not hidden by it.
+            "mounts": [(m.host_path, m.container_path, m.read_only)
+                       for m in sorted(cfg.mounts, key=lambda m: m.container_path.rstrip("/").count("/"))],
             "staging": os.path.join(cdir, "rootfs"), "stash": os.path.join(cdir, "stash"),
         }
         if spec["mounts"]:
@@ -246,8 +248,8 @@ class ProcessRuntime:
             os.close(fd)
         rec.state, rec.started_at = "running", time.time()
         live.start_pump(readers)
-        error = await spawn.read_status_pipe(status_r)
         self._live[container_id] = live
+        error = await spawn.read_status_pipe(status_r)
         if error:
             await spawn.wait_pid(pid)
             live.finish(128)
@@ -262,17 +264,7 @@ class ProcessRuntime:
         cgroup = Cgroup(self._caps.cgroup_version or 1, rec.cgroup) if rec.cgroup else None
         live = LiveContainer(rec, cgroup, self.dirs.save_container, max_line=self._max_line)
         self._live[rec.id] = live
-        if not spawn.alive(rec.pid, rec.pid_start):
-            if cgroup is not None:
-                cgroup.kill_all()  # whatever the lost main process left behind
-            live.finish(None)
-            return
-        if not rec.config.tty:
-            cdir = self.dirs.container_dir(rec.id)
-            live.start_pump([(s, spawn.FdReader(os.open(os.path.join(cdir, f"{s}.fifo"),
-                                                          os.O_RDONLY | os.O_NONBLOCK)))
-                             for s in ("stdout", "stderr")])
-        live.watch()
+        live.adopt(self.dirs.container_dir(rec.id))
 
     async def stop_container(self, container_id: str, timeout: float) -> None:
         self._record(container_id)
@@ -280,14 +272,12 @@ class ProcessRuntime:
         if live is None or live.exited.is_set():
             return
         live.stop_requested = True
-        pid = live.rec.pid
-        cg_pids = live.cgroup.pids() if live.cgroup else set()
-        spawn.signal_tree(pid, signal.SIGTERM, cg_pids)
+        live.signal(signal.SIGTERM)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(live.exited.wait(), timeout=max(timeout, 0.0) or 0.001)
             return
         live.killed = True
-        spawn.signal_tree(pid, signal.SIGKILL, live.cgroup.pids() if live.cgroup else ())
+        live.signal(signal.SIGKILL)
         if live.cgroup:
             live.cgroup.kill_all()
         await live.exited.wait()
@@ -332,12 +322,15 @@ class ProcessRuntime:
     async def exec(self, container_id: str, command: list[str], *, tty: bool, stdin: bool) -> StreamSession:
         live = self._running(container_id)
         rec = live.rec
-        spec = {"mode": "exec", "argv": command, "env": self._env(rec), "cwd": rec.config.working_dir,
+        spec: spawn.InitSpec = {"mode": "exec", "argv": command, "env": self._env(rec), "cwd": rec.config.working_dir,
                 "cgroup_procs": live.cgroup.procs_files() if live.cgroup else [],
                 "target_pid": rec.pid, "join": rec.namespaces}
         if not command:
             raise RuntimeError_("exec needs a command", reason="InvalidCommand")
-        return ExecSession(spec, tty=tty, stdin=stdin)
+        session = ExecSession(spec, tty=tty, stdin=stdin)
+        live.exec_pids.add(session.pid)  # stopped with the container even without a cgroup
+        session.on_exit(lambda: live.exec_pids.discard(session.pid))
+        return session
 
     async def exec_sync(self, container_id: str, command: list[str], timeout: float) -> tuple[int, bytes]:
         session = await self.exec(container_id, command, tty=False, stdin=False)
@@ -353,8 +346,7 @@ class ProcessRuntime:
                 code = await session.wait()
         except TimeoutError:
             await session.kill()
-            raise RuntimeError_(f"command {command!r} timed out after {timeout}s",
-                                reason="DeadlineExceeded") from None
+            raise ExecTimeout(f"command {command!r} timed out after {timeout}s") from None
         return code, b"".join(output)
 
     async def attach(self, container_id: str, *, stdin: bool, tty: bool) -> StreamSession:

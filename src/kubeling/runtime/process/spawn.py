@@ -21,7 +21,31 @@ import json
 import os
 import signal
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import TypedDict
+
+
+class InitSpec(TypedDict, total=False):
+    """What the init helper (init.py) is told to do, as JSON on its command line."""
+
+    mode: str  # "run" (a container), "exec" (join a container), "probe" (report capabilities)
+    argv: list[str]
+    env: dict[str, str]  # exactly the program's environment
+    cwd: str
+    tty: bool  # make fd 0 (a pty slave) the controlling terminal
+    cgroup_procs: list[str]  # cgroup.procs files to join before anything else
+    status_fd: int
+    # run mode
+    namespaces: bool
+    userns: bool
+    hostname: str
+    mounts: list[tuple[str, str, bool]]  # host path, container path, read-only
+    staging: str  # host dir (ours) the new root's tmpfs is mounted on
+    stash: str  # host dir (ours) for shadowed directories' originals
+    # exec mode
+    target_pid: int
+    join: list[str]  # namespaces of target_pid to enter: "user", "mnt", "uts"
+
 
 INIT_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "init.py")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -94,16 +118,16 @@ def usage(pid: int) -> tuple[int, int]:
     return cpu, rss
 
 
-def helper_argv(spec: dict) -> list[str]:
+def helper_argv(spec: InitSpec) -> list[str]:
     return [sys.executable, "-I", "-S", INIT_SCRIPT, json.dumps(spec)]
 
 
-def spawn(spec: dict, *, stdin: int, stdout: int, stderr: int, status_fd: int = -1) -> int:
+def spawn(spec: InitSpec, *, stdin: int, stdout: int, stderr: int, status_fd: int = -1) -> int:
     """posix_spawn the init helper in a new session with fds 0,1,2 (and 3 = status pipe) set."""
     actions = [(os.POSIX_SPAWN_DUP2, stdin, 0), (os.POSIX_SPAWN_DUP2, stdout, 1), (os.POSIX_SPAWN_DUP2, stderr, 2)]
     if status_fd >= 0:
         actions.append((os.POSIX_SPAWN_DUP2, status_fd, 3))
-        spec = {**spec, "status_fd": 3}
+        spec = InitSpec(spec, status_fd=3)
     argv = helper_argv(spec)
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
     return os.posix_spawn(argv[0], argv, env, file_actions=actions, setsid=True)
@@ -116,12 +140,19 @@ def exit_code(status: int) -> int:
     return os.WEXITSTATUS(status)
 
 
-async def wait_pid(pid: int) -> int | None:
-    """Wait for `pid` to exit; its exit code if it was our child (reaped here), else None."""
+async def wait_pid(pid: int, before_reap: Callable[[], None] | None = None) -> int | None:
+    """Wait for `pid` to exit; its exit code if it was our child (reaped here), else None.
+
+    `before_reap` runs while the exited child is still a zombie, so its pid (and
+    process group id) cannot have been reused yet: the safe moment to kill what
+    it left behind.
+    """
     loop = asyncio.get_running_loop()
     try:
         pidfd = os.pidfd_open(pid)
     except ProcessLookupError:
+        if before_reap is not None:
+            before_reap()
         return _reap(pid)
     done: asyncio.Future[None] = loop.create_future()
     loop.add_reader(pidfd, lambda: done.done() or done.set_result(None))
@@ -130,6 +161,8 @@ async def wait_pid(pid: int) -> int | None:
     finally:
         loop.remove_reader(pidfd)
         os.close(pidfd)
+    if before_reap is not None:
+        before_reap()
     return _reap(pid)
 
 
