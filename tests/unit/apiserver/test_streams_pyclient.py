@@ -107,7 +107,7 @@ async def test_attach_and_validation(env: Env) -> None:
         await ws.send_bytes(b"\xff\x00")
         msgs = [m.data async for m in ws if m.type == WSMsgType.BINARY]
     assert msgs[0] == b"\x01attached\n" and b"Success" in msgs[-1]
-    code, body = await env.call("GET", "/api/v1/namespaces/default/pods/web/exec?command=true&stdout=true")
+    code, body = await env.call("GET", "/api/v1/namespaces/default/pods/web/exec?container=app&command=true&stdout=true")
     assert (code, body["message"]) == (400, "Upgrade request required")
     code, body = await env.call("GET", "/api/v1/namespaces/default/pods/web/exec?stdout=true")
     assert (code, body["message"]) == (400, "you must specify at least 1 command")

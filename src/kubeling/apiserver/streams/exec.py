@@ -97,8 +97,8 @@ async def handle_exec(request: web.Request, namespace: str, pod_name: str, serve
     if request.method not in ("GET", "POST"):
         raise errors.MethodNotAllowed()
     opts = parse_options(request.query, attach)
-    kind, proto = negotiate(request)
     target = await kubelet_client.locate(server, namespace, pod_name, request.query.get("container", ""))
+    kind, proto = negotiate(request)
     url = target.url("attach" if attach else "exec")
     async with kubelet_client.client_session() as session:
         kws = await kubelet_client.connect_ws(session, url, opts.kubelet_params(attach), channels.V5)
