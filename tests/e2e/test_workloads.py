@@ -35,8 +35,10 @@ class Cluster:
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     tmp = tmp_path_factory.mktemp("workloads")
-    # Pod GC force-deletes pods bound to a deleted node after 2 s instead of 20 s (the DaemonSet test).
-    server = ControlPlane(tmp / "data", ["--controller-option", "orphan_quarantine=2"])
+    # Pod GC force-deletes pods bound to a deleted node after 2 s instead of 20 s (the DaemonSet test);
+    # the garbage collector rechecks a foreground deletion's dependents every 0.5 s instead of 5 s.
+    server = ControlPlane(tmp / "data", ["--controller-option", "orphan_quarantine=2",
+                                         "--controller-option", "foreground_recheck=0.5"])
     sims: list[Simulator] = []
     try:
         server.start()
@@ -256,15 +258,22 @@ def test_foreground_deletion_waits_for_dependents(k: Kubectl) -> None:
     k("patch", "pod", blocked, "-n", ns, "--type=merge", "-p", '{"metadata":{"finalizers":["e2e.kubeling.io/hold"]}}')
     k("delete", "deployment", "x", "-n", ns, "--cascade=foreground", "--wait=false")
 
-    def deployment_waiting() -> Obj | None:
-        d = get_json(k, "deployment", "x", "-n", ns)
+    def held() -> bool:
         pods = get_json(k, "pods", "-n", ns, "-l", "app=x")["items"]
-        return d if [p["metadata"]["name"] for p in pods] == [blocked] else None
-    d = wait_until("the other pod to go while the held one stays", deployment_waiting)
-    assert d["metadata"].get("deletionTimestamp")
-    assert "foregroundDeletion" in d["metadata"].get("finalizers", [])
-    rs = replicasets(k, ns, "app=x")
-    assert len(rs) == 1 and rs[0]["metadata"].get("deletionTimestamp")
+        return [p["metadata"]["name"] for p in pods] == [blocked]
+    wait_until("the other pod to go while the held one stays", held)
+    # Deployment → RS → held pod all wait, however often the garbage collector rechecks (every 0.5 s).
+    deadline = time.monotonic() + 3
+    while time.monotonic() < deadline:
+        d = k.run("get", "deployment", "x", "-n", ns, "-o", "json", check=False)
+        assert d.returncode == 0, f"the deployment went while a blocking dependent remains: {d.stderr}"
+        meta = json.loads(d.stdout)["metadata"]
+        assert meta.get("deletionTimestamp") and "foregroundDeletion" in meta.get("finalizers", [])
+        [rs] = replicasets(k, ns, "app=x")
+        assert rs["metadata"].get("deletionTimestamp")
+        assert rs["metadata"]["ownerReferences"][0].get("blockOwnerDeletion") is True, rs["metadata"]
+        assert held()
+        time.sleep(0.3)
 
     k("patch", "pod", blocked, "-n", ns, "--type=merge", "-p", '{"metadata":{"finalizers":null}}')
     k("wait", "--for=delete", "deployment/x", "-n", ns, "--timeout=30s")

@@ -7,9 +7,13 @@ import os
 import shutil
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from kubeling import __version__
 from kubeling.cli import kubeconfig
+
+if TYPE_CHECKING:
+    from kubeling.cli.node import NodeOptions
 
 
 def _server_args(p: argparse.ArgumentParser) -> None:
@@ -24,6 +28,23 @@ def _server_args(p: argparse.ArgumentParser) -> None:
                         "pod_eviction_timeout=5 (repeatable; numeric values become numbers)")
 
 
+def _node_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--node-name", default="", help="node name (default: the host name)")
+    p.add_argument("--node-address", default="127.0.0.1", help="address the node's kubelet serves on")
+    p.add_argument("--kubelet-port", type=int, default=10250,
+                   help="kubelet port (default 10250; a free port is chosen when it is taken)")
+    p.add_argument("--pod-ip-range", default="", help="loopback range for pod IPs (no-root mode)")
+    p.add_argument("--kubelet-option", action="append", default=[], metavar="KEY=VALUE",
+                   help="set a kubelet option, e.g. backoff_base=1 (repeatable)")
+
+
+def _node_options(parser: argparse.ArgumentParser, args: argparse.Namespace) -> NodeOptions:
+    from kubeling.cli.node import NodeOptions
+    return NodeOptions(node_name=args.node_name, address=args.node_address, kubelet_port=args.kubelet_port,
+                       pod_ip_range=args.pod_ip_range,
+                       kubelet=_controller_options(parser, args.kubelet_option, flag="--kubelet-option"))
+
+
 def _option_value(text: str) -> int | float | str:
     for kind in (int, float):
         try:
@@ -33,12 +54,13 @@ def _option_value(text: str) -> int | float | str:
     return text
 
 
-def _controller_options(parser: argparse.ArgumentParser, pairs: list[str]) -> dict[str, int | float | str]:
+def _controller_options(parser: argparse.ArgumentParser, pairs: list[str],
+                        flag: str = "--controller-option") -> dict[str, int | float | str]:
     options: dict[str, int | float | str] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key.strip():
-            parser.error(f"--controller-option expects KEY=VALUE, got {pair!r}")
+            parser.error(f"{flag} expects KEY=VALUE, got {pair!r}")
         options[key.strip()] = _option_value(value.strip())
     return options
 
@@ -47,13 +69,19 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="kubeling", description="A Kubernetes-compatible orchestrator.")
     parser.add_argument("--version", action="version", version=f"kubeling {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    up = sub.add_parser("up", help="run everything on this machine (control plane; nodes come later)")
+    up = sub.add_parser("up", help="run everything on this machine: control plane and a local node")
     _server_args(up)
-    server = sub.add_parser("server", help="run the control plane: API server")
+    _node_args(up)
+    server = sub.add_parser("server", help="run the control plane: API server, scheduler, controller manager")
     _server_args(server)
-    server.add_argument("--scheduler-config", default=None,
-                        help="KubeSchedulerConfiguration file (profiles, plugins, scoring strategy)")
-    up.add_argument("--scheduler-config", default=None, help=argparse.SUPPRESS)
+    for p in (up, server):
+        p.add_argument("--scheduler-config", default=None,
+                       help="KubeSchedulerConfiguration file (profiles, plugins, scoring strategy)")
+    agent = sub.add_parser("agent", help="join this machine to a cluster as a node")
+    agent.add_argument("--server", required=True, help="the API server URL, e.g. http://127.0.0.1:6443")
+    agent.add_argument("--token", required=True, help="the join token (the server's <data-dir>/token)")
+    agent.add_argument("--data-dir", type=Path, default=None, help="this node's state directory")
+    _node_args(agent)
     sim = sub.add_parser("simulate", help="register N simulated nodes whose pods run instantly",
                          description="Register N simulated nodes whose bound pods run at once. Pods with "
                                      "restartPolicy Never or OnFailure (Job pods) run for --complete-after "
@@ -83,9 +111,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.command in ("up", "server"):
         from kubeling.cli.server import ServerOptions, run
         data_dir = args.data_dir or kubeconfig.default_data_dir()
+        node = _node_options(parser, args) if args.command == "up" else None
         return run(data_dir, args.bind, args.port, merge_kubeconfig=not args.no_merge_kubeconfig,
                    options=ServerOptions(scheduler_config=args.scheduler_config,
-                                         controller_options=_controller_options(parser, args.controller_option)))
+                                         controller_options=_controller_options(parser, args.controller_option),
+                                         node=node))
+    if args.command == "agent":
+        from kubeling.cli import agent as agent_cli
+        opts = _node_options(parser, args)
+        data_dir = args.data_dir or kubeconfig.default_data_dir() / "agent" / opts.resolved_name()
+        return agent_cli.run(args.server, args.token, data_dir, opts)
     if args.command == "simulate":
         from kubeling.cli import simulate
         if args.nodes < 1:

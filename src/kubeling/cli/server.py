@@ -21,6 +21,7 @@ from aiohttp import web
 
 from kubeling.apiserver.app import APIServer
 from kubeling.cli import kubeconfig
+from kubeling.cli.node import NodeOptions, node_component
 from kubeling.cli.supervisor import Component, ComponentDied, supervise
 from kubeling.client import KubeClient
 from kubeling.storage.sqlite import SQLiteStore
@@ -64,15 +65,6 @@ async def serve(data_dir: Path, bind: str, port: int, *, merge_kubeconfig: bool 
         raise StartupError(f"cannot listen on {bind}:{port}: {exc.strerror}") from exc
     url = f"http://{host}:{port}"
     kc = kubeconfig.write_kubeconfig(data_dir, url, token)
-    merged = ""
-    if merge_kubeconfig:
-        try:
-            merged = f"; context 'kubeling' merged into {kubeconfig.merge_into_user_config(url, token)}"
-        except OSError as exc:
-            merged = f"; could not merge into user kubeconfig: {exc}"
-    print(f"kubeling is ready at {url} — kubeconfig {kc}, join token {data_dir / 'token'}{merged}",
-          flush=True)
-    print(f"  try: kubectl --kubeconfig {kc} get namespaces", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -80,7 +72,20 @@ async def serve(data_dir: Path, bind: str, port: int, *, merge_kubeconfig: bool 
     client = KubeClient(url, token=token, user_agent="kubeling-control-plane")
     code = 0
     try:
-        await supervise(control_plane(client, options), stop)
+        components = control_plane(client, options)
+        kubelet = None
+        if options.node is not None:
+            node, kubelet = node_component(client, data_dir, options.node, first_node=True)
+            components.append(node)
+        supervisor = asyncio.create_task(supervise(components, stop))
+        if kubelet is not None:
+            # Ready means `kubectl get nodes` already shows the node.
+            ready = asyncio.create_task(kubelet.ready.wait())
+            await asyncio.wait([ready, supervisor], timeout=60, return_when=asyncio.FIRST_COMPLETED)
+            ready.cancel()
+        if not supervisor.done():
+            _announce(data_dir, url, token, kc, merge_kubeconfig, with_node=kubelet is not None)
+        await supervisor
     except ComponentDied:
         code = 1
     finally:
@@ -89,6 +94,22 @@ async def serve(data_dir: Path, bind: str, port: int, *, merge_kubeconfig: bool 
         await runner.cleanup()
         await server.stop()
     return code
+
+
+def _announce(data_dir: Path, url: str, token: str, kc: Path, merge_kubeconfig: bool, *, with_node: bool) -> None:
+    merged = ""
+    if merge_kubeconfig:
+        try:
+            merged = f"; context 'kubeling' merged into {kubeconfig.merge_into_user_config(url, token)}"
+        except OSError as exc:
+            merged = f"; could not merge into user kubeconfig: {exc}"
+    print(f"kubeling is ready at {url} — kubeconfig {kc}, join token {data_dir / 'token'}{merged}",
+          flush=True)
+    what = "nodes" if with_node else "namespaces"
+    print(f"  try: kubectl --kubeconfig {kc} get {what}", flush=True)
+    if with_node:
+        print(f"  join another node: kubeling agent --server {url} --token $(cat {data_dir / 'token'})",
+              flush=True)
 
 
 def control_plane(client: KubeClient, options: ServerOptions) -> list[Component]:
@@ -112,6 +133,7 @@ class ServerOptions:
 
     scheduler_config: str | None = None
     controller_options: dict[str, Any] = field(default_factory=dict)
+    node: NodeOptions | None = None  # `kubeling up` runs a local node too
 
 
 def run(data_dir: Path, bind: str, port: int, *, merge_kubeconfig: bool = True,

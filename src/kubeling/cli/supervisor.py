@@ -20,6 +20,7 @@ class Component:
 
     name: str
     run: Callable[[], Awaitable[None]]
+    stop: Callable[[], Awaitable[None]] | None = None  # graceful stop, called before cancelling
 
 
 class ComponentDied(Exception):
@@ -44,6 +45,13 @@ async def supervise(components: list[Component], stop: asyncio.Event) -> None:
             raise ComponentDied(comp.name)
     finally:
         stopper.cancel()
+        # Graceful stops first, last-started first (the node before the control plane it talks to).
+        for comp in reversed(components):
+            if comp.stop is not None:
+                try:
+                    await asyncio.wait_for(comp.stop(), 60)
+                except Exception:  # keep stopping the others
+                    log.exception("stopping %s failed", comp.name)
         for task in tasks:
             task.cancel()
         for task in tasks:

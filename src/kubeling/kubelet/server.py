@@ -110,7 +110,7 @@ class NodeServer:
         return app
 
     async def start(self) -> None:
-        self._runner = web.AppRunner(self.app(), handle_signals=False, shutdown_timeout=1.0)
+        self._runner = web.AppRunner(self.app(), handle_signals=False, shutdown_timeout=1.0, access_log=None)
         await self._runner.setup()
         self._site = web.TCPSite(self._runner, self.host, self.port)
         await self._site.start()

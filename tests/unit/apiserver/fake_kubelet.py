@@ -53,6 +53,7 @@ class FakeKubelet:
         self.ports: dict[int, int] = {}
         self.resizes: list[dict[str, Any]] = []
         self.requests: list[str] = []
+        self.running = 0  # exec/attach processes alive right now
         self.runner: web.AppRunner | None = None
         self.port = 0
 
@@ -117,6 +118,7 @@ class FakeKubelet:
             *command, stdin=asyncio.subprocess.PIPE if flags["stdin"] else asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT if flags["tty"] else asyncio.subprocess.PIPE)
+        self.running += 1
         ws = web.WebSocketResponse(protocols=("v5.channel.k8s.io",))
         await ws.prepare(request)
 
@@ -152,6 +154,7 @@ class FakeKubelet:
             if proc.returncode is None:
                 proc.kill()
                 await proc.wait()
+            self.running -= 1
             await ws.close()
         return ws
 

@@ -88,7 +88,7 @@ class Env:
         assert code == 200, out
         for name, node_name in (("web", "n1"), ("pending", "")):
             pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": "default"},
-                   "spec": {"nodeName": node_name, "containers": [{"name": "app", "image": "busybox"},
+                   "spec": {"nodeName": node_name, "containers": [{"name": "app", "image": "busybox", "stdin": True},
                                                                   {"name": "side", "image": "busybox"}]}}
             code, out = await self.call("POST", "/api/v1/namespaces/default/pods", pod)
             assert code == 201, out

@@ -126,3 +126,61 @@ async def test_port_forward(env: Env, minor: int) -> None:
     assert b"error" not in err.lower(), err
 
 
+
+
+@pytest.mark.parametrize("minor", [27, 33])
+async def test_exec_tty_sends_terminal_size(env: Env, minor: int) -> None:
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 31, 101, 0, 0))
+    env.kubelet.resizes.clear()
+    proc = await asyncio.create_subprocess_exec(
+        kubectl_path(minor), "--kubeconfig", str(env.kubeconfig), "exec", "-it", "web", "-c", "app", "--",
+        "sh", "-c", "sleep 0.5; echo tty-ok; exit 4", stdin=slave, stdout=slave, stderr=slave,
+        env={**os.environ, "HOME": str(env.tmp)})
+    os.close(slave)
+    try:
+        code = await asyncio.wait_for(proc.wait(), 20)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    out = b""
+    try:
+        while chunk := os.read(master, 4096):
+            out += chunk
+    except OSError:
+        pass
+    os.close(master)
+    assert code == 4, out
+    assert b"tty-ok" in out
+    assert {"Width": 101, "Height": 31} in env.kubelet.resizes
+
+
+@pytest.mark.parametrize("minor", [28, 32])
+async def test_attach_stdin(env: Env, minor: int) -> None:
+    code, out, err = await env.kubectl(minor, "attach", "-i", "web", "-c", "app", stdin=b"to the main process\n")
+    assert code == 0, err
+    assert out == "to the main process\n"
+
+
+@pytest.mark.parametrize("minor", [27, 33])
+async def test_exec_ends_when_the_client_goes_away(env: Env, minor: int) -> None:
+    proc = await asyncio.create_subprocess_exec(
+        kubectl_path(minor), "--kubeconfig", str(env.kubeconfig), "exec", "web", "-c", "app", "--",
+        "sh", "-c", "echo started; sleep 30", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "HOME": str(env.tmp)})
+    assert proc.stdout is not None
+    assert await asyncio.wait_for(proc.stdout.readline(), 10) == b"started\n"
+    assert env.kubelet.running == 1
+    proc.kill()
+    await proc.wait()
+    for _ in range(50):
+        if env.kubelet.running == 0:
+            break
+        await asyncio.sleep(0.1)
+    assert env.kubelet.running == 0  # the API server hung up on the kubelet, which killed the process
