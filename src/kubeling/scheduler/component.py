@@ -35,7 +35,7 @@ from kubeling.scheduler.core import schedule_one
 from kubeling.scheduler.profile import DEFAULT_SCHEDULER_NAME, Profile, parse_config
 from kubeling.scheduler.queue import SchedulingQueue
 from kubeling.scheduler.record import ANNOTATION, BOUND_MAX_NODES, MAX_NODES, explanation_record
-from kubeling.scheduler.snapshot import PodInfo
+from kubeling.scheduler.snapshot import PodInfo, Snapshot
 
 log = logging.getLogger(__name__)
 Obj = dict[str, Any]
@@ -95,14 +95,19 @@ class Scheduler:
                             lambda o: c.set_priority_class(o, deleted=True))
         namespaces.add_handler(c.set_namespace_labels, lambda _o, n: c.set_namespace_labels(n),
                                lambda o: c.set_namespace_labels(o, deleted=True))
-        nodes.add_handler(self._node_added, self._node_updated, self._node_deleted)
         pods.add_handler(self._pod_added, self._pod_updated, self._pod_deleted)
         informers = [classes, namespaces, nodes, pods]
         try:
             # PriorityClasses and nodes first: pods are accounted against both.
-            for inf in informers:
+            for inf in informers[:3]:
                 await inf.start()
                 await inf.wait_synced()
+            # Index the listed nodes in one sorted build (adding 5,000 one by one is quadratic);
+            # the handler then replays them as updates of known nodes, which is cheap.
+            c.snapshot = Snapshot.build(nodes.list(), [], namespace_labels=c.snapshot.namespace_labels)
+            nodes.add_handler(self._node_added, self._node_updated, self._node_deleted)
+            await pods.start()
+            await pods.wait_synced()
             self.binder = binder
             janitor = asyncio.create_task(self._expire_assumed(), name="scheduler:assumed-expiry")
             try:

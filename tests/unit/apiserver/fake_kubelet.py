@@ -139,6 +139,7 @@ class FakeKubelet:
                     self.resizes.append(json.loads(payload))
                 elif ch == 255 and payload[:1] == b"\x00" and proc.stdin is not None:
                     proc.stdin.close()
+            print("FAKE read_client ended", proc.returncode, flush=True)
             if proc.returncode is None:  # the API server went away: kill the "container" process
                 proc.kill()
 

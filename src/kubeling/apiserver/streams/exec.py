@@ -238,7 +238,9 @@ async def _first(*aws: Any) -> None:
 
 async def _close_kubelet_when(session: SpdySession, kws: aiohttp.ClientWebSocketResponse) -> None:
     await session.closed.wait()
+    print("SESSION CLOSED", flush=True)
     await kws.close()
+    print("KWS CLOSED", flush=True)
 
 
 async def _spdy_stdin(stream: SpdyStream, kws: aiohttp.ClientWebSocketResponse) -> None:
