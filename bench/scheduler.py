@@ -63,7 +63,7 @@ def core_rate(nodes: int, pods: int, *, percentage: int, memo: bool, record: boo
     for pi in infos:
         result = schedule_one(pi, snap, profile, memo=memo)
         if record:
-            explanation_record(result, max_nodes=BOUND_MAX_NODES if result.selected_node else MAX_NODES)
+            explanation_record(result, max_nodes=BOUND_MAX_NODES if result.selected_node else MAX_NODES, snapshot=snap)
         if result.selected_node:
             snap.assume(pi, result.selected_node)
         else:

@@ -62,7 +62,9 @@ def live_pods(k: Kubectl, ns: str, selector: str) -> list[Obj]:
 
 
 def rollout_status(k: Kubectl, ns: str, what: str, timeout: str = "60s") -> None:
-    assert "successfully rolled out" in k("rollout", "status", what, "-n", ns, f"--timeout={timeout}")
+    out = k.run("rollout", "status", what, "-n", ns, f"--timeout={timeout}",
+                timeout=float(timeout.rstrip("s")) + 10).stdout
+    assert "successfully rolled out" in out, out
 
 
 def test_deleted_pod_is_replaced(k: Kubectl) -> None:

@@ -79,7 +79,8 @@ def live_pods(k: Kubectl, ns: str, selector: str) -> list[Obj]:
 
 
 def rollout_status(k: Kubectl, ns: str, what: str, timeout: str = "60s") -> None:
-    out = k("rollout", "status", what, "-n", ns, f"--timeout={timeout}")
+    out = k.run("rollout", "status", what, "-n", ns, f"--timeout={timeout}",
+                timeout=float(timeout.rstrip("s")) + 10).stdout
     # Deployments/DaemonSets say "successfully rolled out"; a StatefulSet (partition defaults to 0)
     # "partitioned roll out complete", as on Kubernetes.
     assert "successfully rolled out" in out or "roll out complete" in out, out

@@ -22,6 +22,7 @@ from kubeling.apiserver.crd import CRDRegistrar, established_status
 from kubeling.apiserver.handlers import ResourceHandler, json_response
 from kubeling.apiserver.negotiation import aggregated_discovery_version
 from kubeling.apiserver.rest import ResourceStore, WriteOptions
+from kubeling.apiserver.services import DEFAULT_NODE_PORT_RANGE, DEFAULT_SERVICE_CIDR, ServiceNetwork
 from kubeling.storage.interface import Store
 from kubeling.storage.watchcache import WatchCache
 
@@ -56,11 +57,14 @@ class APIServer:
     """Serves the Kubernetes API for every registered resource on one store."""
 
     def __init__(self, store: Store, *, advertise_address: str = "127.0.0.1:6443",
-                 tokens: set[str] | None = None) -> None:
+                 tokens: set[str] | None = None, service_cidr: str = DEFAULT_SERVICE_CIDR,
+                 node_port_range: str = DEFAULT_NODE_PORT_RANGE) -> None:
         self.store = store
         self.tokens = tokens or set()
         self.registry = Registry()
         self.rest = ResourceStore(store, self.registry)
+        self.services = ServiceNetwork(store, service_cidr=service_cidr, node_port_range=node_port_range)
+        self.services.install(self.rest)
         self.watch_cache = WatchCache(store)
         self.crds = CRDRegistrar(store, self.registry)
         self.advertise_address = advertise_address
@@ -72,10 +76,12 @@ class APIServer:
         await self.watch_cache.start()
         await self.crds.start()
         await bootstrap.bootstrap(self.rest, self.registry)
+        await self.services.start(self.rest, self.registry, self.advertise_address)
         self.ready = True
 
     async def stop(self) -> None:
         self.ready = False
+        await self.services.stop()
         await self.crds.stop()
         with contextlib.suppress(Exception):
             await self.watch_cache.stop()

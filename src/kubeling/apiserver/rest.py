@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from kubeling.api import conversion, crdschema, errors
 from kubeling.api.defaults import apply_defaults, apply_job_selector
@@ -49,12 +49,47 @@ class WriteOptions:
         return (self.user_agent.split("/", 1)[0] or "unknown")[:128]
 
 
+class PendingWrite(Protocol):
+    """What a hook did before a write: `commit` once the write succeeded, `revert` if it did not."""
+
+    async def commit(self) -> None: ...
+
+    async def revert(self) -> None: ...
+
+
+class WriteHook(Protocol):
+    """Per-resource work around the store write (the Service registry's IP and port allocation).
+
+    `before_create`/`before_update` run after validation, right before the
+    write, may change the object (fill in allocated values) and raise a
+    StatusError to refuse it; in a dry run they only check. `after_delete`
+    runs once the object is gone from the store.
+    """
+
+    async def before_create(self, info: ResourceInfo, obj: Obj, *, dry_run: bool) -> PendingWrite | None: ...
+
+    async def before_update(self, info: ResourceInfo, old: Obj, new: Obj, *,
+                            dry_run: bool) -> PendingWrite | None: ...
+
+    async def after_delete(self, info: ResourceInfo, obj: Obj) -> None: ...
+
+
+async def _settle(pending: PendingWrite | None, ok: bool) -> None:
+    if pending is not None:
+        await (pending.commit() if ok else pending.revert())
+
+
 class ResourceStore:
     """Reads and writes single objects of any registered resource."""
 
     def __init__(self, store: Store, registry: Registry) -> None:
         self.store = store
         self.registry = registry
+        self.hooks: dict[str, WriteHook] = {}
+
+    def register_hook(self, resource_key: str, hook: WriteHook) -> None:
+        """Run `hook` around every create, update and delete of the resource with this `ResourceInfo.key`."""
+        self.hooks[resource_key] = hook
 
     # ---- conversion between the served version and the stored one ----------------
 
@@ -128,14 +163,20 @@ class ResourceStore:
             update_managed_fields(None, obj, manager=opts.manager, operation="Update",
                                   api_version=info.api_version, now=objects.now_rfc3339())
         key = info.storage_key(namespace, meta["name"])
+        hook = self.hooks.get(info.key)
+        pending = await hook.before_create(info, obj, dry_run=opts.dry_run) if hook is not None else None
         if opts.dry_run:
             if await self.store.get(key) is not None:
                 raise errors.AlreadyExists(info.resource, meta["name"], info.group)
             return obj
         try:
             kv = await self.store.create(key, objects.encode_for_store(self.to_storage(info, obj)))
-        except KeyExists as exc:
-            raise errors.AlreadyExists(info.resource, meta["name"], info.group) from exc
+        except BaseException as exc:
+            await _settle(pending, False)
+            if isinstance(exc, KeyExists):
+                raise errors.AlreadyExists(info.resource, meta["name"], info.group) from exc
+            raise
+        await _settle(pending, True)
         meta["resourceVersion"] = str(kv.mod_revision)
         return obj
 
@@ -227,23 +268,31 @@ class ResourceStore:
             new = self._prepare_update(info, current, new, subresource, opts, operation)
             if objects.semantically_equal(current, new):
                 return current, False
+            hook = self.hooks.get(info.key)
             if opts.dry_run:
+                if hook is not None:
+                    await hook.before_update(info, current, new, dry_run=True)
                 return new, False
             if new["metadata"].get("deletionTimestamp") and not new["metadata"].get("finalizers") \
                     and not current["metadata"].get("deletionGracePeriodSeconds") \
                     and not (info.key == "namespaces" and (new.get("spec") or {}).get("finalizers")):
                 # The last finalizer went away on an object being deleted: it goes now.
                 return await self._finish_delete(info, namespace, name, new, revision), False
+            pending = await hook.before_update(info, current, new, dry_run=False) if hook is not None else None
             try:
                 kv = await self.store.update(info.storage_key(namespace, name),
                                              objects.encode_for_store(self.to_storage(info, new)),
                                              expected_revision=revision)
-            except RevisionMismatch:
-                if precondition_rv:
-                    raise errors.Conflict(info.resource, name, info.group) from None
-                continue
-            except KeyNotFound:
-                raise errors.NotFound(info.resource, name, info.group) from None
+            except BaseException as exc:
+                await _settle(pending, False)
+                if isinstance(exc, RevisionMismatch):
+                    if precondition_rv:
+                        raise errors.Conflict(info.resource, name, info.group) from None
+                    continue
+                if isinstance(exc, KeyNotFound):
+                    raise errors.NotFound(info.resource, name, info.group) from None
+                raise
+            await _settle(pending, True)
             new["metadata"]["resourceVersion"] = str(kv.mod_revision)
             return new, False
         raise errors.Conflict(info.resource, name, info.group,
@@ -294,4 +343,7 @@ class ResourceStore:
         except KeyNotFound:
             raise errors.NotFound(info.resource, name, info.group) from None
         obj["metadata"]["resourceVersion"] = str(kv.mod_revision)
+        hook = self.hooks.get(info.key)
+        if hook is not None:
+            await hook.after_delete(info, obj)
         return obj

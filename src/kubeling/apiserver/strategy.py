@@ -88,8 +88,52 @@ def prepare_for_create(info: ResourceInfo, obj: Obj) -> None:
             pass  # the CRD registrar writes its status conditions after create
 
 
+def _service_update(old: Obj, new: Obj) -> None:
+    """Kubernetes' service strategy: keep allocated values a client left out (patchAllocatedValues) and
+    drop what the new type no longer uses if the client left it unchanged (dropTypeDependentFields)."""
+    ospec, nspec = old.get("spec") or {}, new.get("spec")
+    if not isinstance(nspec, dict):
+        return
+    otype, ntype = ospec.get("type") or "ClusterIP", nspec.get("type") or "ClusterIP"
+    if otype != "ExternalName" and ntype != "ExternalName":
+        for key in ("clusterIP", "clusterIPs"):
+            if not nspec.get(key) and ospec.get(key):
+                nspec[key] = ospec[key]
+    node_port_types = ("NodePort", "LoadBalancer")
+    nports = [p for p in nspec.get("ports") or [] if isinstance(p, dict)]
+    if otype in node_port_types and ntype in node_port_types:
+        used = {p.get("nodePort") for p in nports if p.get("nodePort")}
+        by_name = {p.get("name", ""): p.get("nodePort") for p in ospec.get("ports") or [] if isinstance(p, dict)}
+        for port in nports:
+            value = by_name.get(port.get("name", ""))
+            if not port.get("nodePort") and value and value not in used:
+                port["nodePort"] = value
+        if otype == ntype == "LoadBalancer" and not nspec.get("healthCheckNodePort") \
+                and ospec.get("healthCheckNodePort") and nspec.get("externalTrafficPolicy") == "Local":
+            nspec["healthCheckNodePort"] = ospec["healthCheckNodePort"]
+    if otype == ntype:
+        return
+    if ntype == "ExternalName":
+        for key in ("clusterIP", "clusterIPs", "ipFamilies", "ipFamilyPolicy"):
+            if key in nspec and nspec[key] == ospec.get(key):
+                del nspec[key]
+    old_node_ports = [p.get("nodePort") for p in ospec.get("ports") or [] if isinstance(p, dict)]
+    if ntype not in node_port_types and [p.get("nodePort") for p in nports] == old_node_ports:
+        for port in nports:
+            port.pop("nodePort", None)
+    if ntype != "LoadBalancer":
+        for key in ("healthCheckNodePort", "allocateLoadBalancerNodePorts", "loadBalancerClass"):
+            if key in nspec and nspec[key] == ospec.get(key):
+                del nspec[key]
+    if ntype not in node_port_types and not nspec.get("externalIPs") \
+            and nspec.get("externalTrafficPolicy") == ospec.get("externalTrafficPolicy"):
+        nspec.pop("externalTrafficPolicy", None)
+
+
 def prepare_for_update(info: ResourceInfo, old: Obj, new: Obj) -> None:
     """On an update of the main resource the status is the old one (status subresource isolation)."""
+    if info.key == "services":
+        _service_update(old, new)
     if info.has_status():
         if "status" in old:
             new["status"] = old["status"]

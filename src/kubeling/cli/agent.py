@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from kubeling.api.errors import StatusError
-from kubeling.cli.node import NodeOptions, node_component
+from kubeling.cli.node import NodeOptions, node_component, proxy_component
 from kubeling.cli.supervisor import ComponentDied, supervise
 from kubeling.client import APIUnavailable, KubeClient
 
@@ -46,7 +46,7 @@ async def _agent(server: str, token: str, data_dir: Path, opts: NodeOptions) -> 
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         component, kubelet = node_component(client, data_dir, opts, first_node=False)
-        supervisor = asyncio.create_task(supervise([component], stop))
+        supervisor = asyncio.create_task(supervise([component, proxy_component(client, opts)], stop))
         ready = asyncio.create_task(kubelet.ready.wait())
         await asyncio.wait([ready, supervisor], timeout=60, return_when=asyncio.FIRST_COMPLETED)
         ready.cancel()

@@ -26,6 +26,10 @@ def _server_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--controller-option", action="append", default=[], metavar="KEY=VALUE",
                    help="set a controller-manager option, e.g. node_monitor_grace_period=5 or "
                         "pod_eviction_timeout=5 (repeatable; numeric values become numbers)")
+    p.add_argument("--service-cidr", default="127.43.0.0/16",
+                   help="range of Service ClusterIPs (default 127.43.0.0/16, a loopback range for the no-root mode)")
+    p.add_argument("--service-node-port-range", default="30000-32767",
+                   help="range of NodePorts (default 30000-32767)")
 
 
 def _node_args(p: argparse.ArgumentParser) -> None:
@@ -115,7 +119,8 @@ def main(argv: list[str] | None = None) -> int:
         return run(data_dir, args.bind, args.port, merge_kubeconfig=not args.no_merge_kubeconfig,
                    options=ServerOptions(scheduler_config=args.scheduler_config,
                                          controller_options=_controller_options(parser, args.controller_option),
-                                         node=node))
+                                         node=node, service_cidr=args.service_cidr,
+                                         node_port_range=args.service_node_port_range))
     if args.command == "agent":
         from kubeling.cli import agent as agent_cli
         opts = _node_options(parser, args)

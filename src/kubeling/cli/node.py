@@ -19,6 +19,18 @@ from kubeling.client import KubeClient
 
 
 @dataclass
+class DNSOptions:
+    """Cluster DNS settings: the .10 of the service range on port 53 (10053 when 53 cannot be bound)."""
+
+    service_cidr: str = "127.43.0.0/16"
+    listen_ip: str = ""  # default: the .10 of service_cidr, the kube-dns ClusterIP
+    port: int = 53
+    fallback_port: int | None = 10053
+    domain: str = "cluster.local"
+    upstreams: list[tuple[str, int]] | None = None  # default: the host's /etc/resolv.conf
+
+
+@dataclass
 class NodeOptions:
     """Flags that shape the local node."""
 
@@ -27,6 +39,7 @@ class NodeOptions:
     kubelet_port: int = 10250
     pod_ip_range: str = ""
     kubelet: dict[str, Any] = field(default_factory=dict)  # KubeletOptions fields, for tests and tuning
+    dns: DNSOptions = field(default_factory=DNSOptions)  # the cluster DNS add-on (`kubeling up`)
 
     def resolved_name(self) -> str:
         return self.node_name or socket.gethostname().split(".")[0].lower()
@@ -67,3 +80,22 @@ def node_component(client: KubeClient, data_dir: Path, opts: NodeOptions, *, fir
                       address=opts.address, node_server_port=free_port(opts.address, opts.kubelet_port),
                       options=kopts)
     return Component("kubelet", kubelet.run, stop=kubelet.shutdown), kubelet
+
+
+def proxy_component(client: KubeClient, opts: NodeOptions) -> Component:
+    """The node's Service proxy (userspace mode, no root needed) with ServiceLB, serving on the node address."""
+    from kubeling.proxy import ServiceProxy
+
+    proxy = ServiceProxy(client, node_name=opts.resolved_name(), node_address=opts.address)
+    return Component("proxy", proxy.run, stop=proxy.stop)
+
+
+def dns_component(client: KubeClient, opts: NodeOptions) -> Component:
+    """The cluster DNS add-on (kube-system/kube-dns): records from the API server, other names forwarded."""
+    from kubeling.dns.component import ClusterDNS, dns_service_ip
+
+    d = opts.dns
+    dns = ClusterDNS(client, listen_ip=d.listen_ip or dns_service_ip(d.service_cidr), port=d.port,
+                     fallback_port=d.fallback_port, domain=d.domain, upstreams=d.upstreams,
+                     service_cidr=d.service_cidr)
+    return Component("dns", dns.run, stop=dns.stop)

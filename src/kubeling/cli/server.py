@@ -20,8 +20,9 @@ from typing import Any
 from aiohttp import web
 
 from kubeling.apiserver.app import APIServer
+from kubeling.apiserver.services import DEFAULT_NODE_PORT_RANGE, DEFAULT_SERVICE_CIDR
 from kubeling.cli import kubeconfig
-from kubeling.cli.node import NodeOptions, node_component
+from kubeling.cli.node import NodeOptions, dns_component, node_component, proxy_component
 from kubeling.cli.supervisor import Component, ComponentDied, supervise
 from kubeling.client import KubeClient
 from kubeling.storage.sqlite import SQLiteStore
@@ -50,7 +51,11 @@ async def serve(data_dir: Path, bind: str, port: int, *, merge_kubeconfig: bool 
     store = SQLiteStore(str(data_dir / "state.db"))
     host = bind if bind not in ("0.0.0.0", "::") else "127.0.0.1"
     token = kubeconfig.ensure_token(data_dir)
-    server = APIServer(store, advertise_address=f"{host}:{port}", tokens={token})
+    try:
+        server = APIServer(store, advertise_address=f"{host}:{port}", tokens={token},
+                           service_cidr=options.service_cidr, node_port_range=options.node_port_range)
+    except ValueError as exc:  # a bad --service-cidr / --service-node-port-range
+        raise StartupError(str(exc)) from exc
     await server.start()
     runner = web.AppRunner(server.app(), access_log=None, handle_signals=False)
     await runner.setup()
@@ -77,6 +82,8 @@ async def serve(data_dir: Path, bind: str, port: int, *, merge_kubeconfig: bool 
         if options.node is not None:
             node, kubelet = node_component(client, data_dir, options.node, first_node=True)
             components.append(node)
+            components.append(proxy_component(client, options.node))
+            components.append(dns_component(client, options.node))
         supervisor = asyncio.create_task(supervise(components, stop))
         if kubelet is not None:
             # Ready means `kubectl get nodes` already shows the node.
@@ -134,6 +141,8 @@ class ServerOptions:
     scheduler_config: str | None = None
     controller_options: dict[str, Any] = field(default_factory=dict)
     node: NodeOptions | None = None  # `kubeling up` runs a local node too
+    service_cidr: str = DEFAULT_SERVICE_CIDR  # loopback range: the no-root mode's userspace proxy binds it
+    node_port_range: str = DEFAULT_NODE_PORT_RANGE
 
 
 def run(data_dir: Path, bind: str, port: int, *, merge_kubeconfig: bool = True,

@@ -6,6 +6,8 @@ from kubeling.controllers.base import Controller
 from kubeling.controllers.cronjob import CronJobController
 from kubeling.controllers.daemonset import DaemonSetController
 from kubeling.controllers.deployment import DeploymentController
+from kubeling.controllers.endpoints import EndpointsController
+from kubeling.controllers.endpointslice import EndpointSliceController
 from kubeling.controllers.garbagecollector import GarbageCollector
 from kubeling.controllers.job import JobController
 from kubeling.controllers.namespace import NamespaceController
@@ -31,3 +33,5 @@ CONTROLLERS["statefulset"] = StatefulSetController
 CONTROLLERS["daemonset"] = DaemonSetController
 CONTROLLERS["job"] = JobController
 CONTROLLERS["cronjob"] = CronJobController
+CONTROLLERS["endpoint"] = EndpointsController
+CONTROLLERS["endpointslice"] = EndpointSliceController

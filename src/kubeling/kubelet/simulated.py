@@ -180,7 +180,7 @@ class SimulatedNodes:
         try:
             await self.client.patch(resources.LEASES, name, lease, namespace="kube-node-lease",
                                     patch_type="apply", field_manager="kubeling-simulator", force=True)
-        except StatusError as exc:
+        except (StatusError, ConnectionError, OSError) as exc:  # an unreachable API server is retried next beat
             log.warning("lease renewal for %s failed: %s", name, exc)
 
     async def heartbeat(self) -> None:

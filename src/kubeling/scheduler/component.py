@@ -147,7 +147,8 @@ class Scheduler:
             self.queue.add_backoff(key, priority=pi.priority, created=_created(pod))
             return
         rows = BOUND_MAX_NODES if result.selected_node else MAX_NODES
-        record = explanation_record(result, profile=name, max_nodes=rows) if self.explain else None
+        record = explanation_record(result, profile=name, max_nodes=rows, snapshot=self.cache.snapshot) \
+            if self.explain else None
         if result.selected_node is not None:
             self.cache.assume(pi, result.selected_node)
             self.queue.done(key)

@@ -17,6 +17,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
+import signal
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,6 +45,11 @@ def _exit_status(code: int) -> dict[str, Any]:
         return {"metadata": {}, "status": "Success"}
     return {"metadata": {}, "status": "Failure", "message": f"command terminated with non-zero exit code: {code}",
             "reason": "NonZeroExitCode", "details": {"causes": [{"reason": "ExitCode", "message": str(code)}]}}
+
+
+def _kill(proc: asyncio.subprocess.Process) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
 
 
 class FakeKubelet:
@@ -114,13 +121,23 @@ class FakeKubelet:
         q = request.query
         flags = {n: q.get(n) == "1" for n in ("stdin", "stdout", "stderr", "tty")}
         command = q.getall("command", []) if "/exec/" in request.path else ["cat"]
-        proc = await asyncio.create_subprocess_exec(
-            *command, stdin=asyncio.subprocess.PIPE if flags["stdin"] else asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT if flags["tty"] else asyncio.subprocess.PIPE)
-        self.running += 1
+        if request.headers.get("Upgrade", "").lower() != "websocket":
+            return _status(400, "BadRequest", "Upgrade request required")  # and nothing runs
         ws = web.WebSocketResponse(protocols=("v5.channel.k8s.io",))
         await ws.prepare(request)
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *command, stdin=asyncio.subprocess.PIPE if flags["stdin"] else asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.STDOUT if flags["tty"] else asyncio.subprocess.PIPE,
+                start_new_session=True)  # its own process group: killing it kills `sh -c` children too
+        except OSError as exc:
+            status = {"metadata": {}, "status": "Failure", "reason": "InternalError", "code": 500,
+                      "message": f'exec: "{command[0]}": executable file not found in $PATH: {exc.strerror}'}
+            await ws.send_bytes(b"\x03" + json.dumps(status).encode())
+            await ws.close()
+            return ws
+        self.running += 1
 
         async def copy(reader: asyncio.StreamReader | None, channel: int) -> None:
             while reader is not None and (chunk := await reader.read(65536)):
@@ -139,9 +156,8 @@ class FakeKubelet:
                     self.resizes.append(json.loads(payload))
                 elif ch == 255 and payload[:1] == b"\x00" and proc.stdin is not None:
                     proc.stdin.close()
-            print("FAKE read_client ended", proc.returncode, flush=True)
             if proc.returncode is None:  # the API server went away: kill the "container" process
-                proc.kill()
+                _kill(proc)
 
         reader_task = asyncio.ensure_future(read_client())
         try:
@@ -150,10 +166,9 @@ class FakeKubelet:
             await ws.send_bytes(b"\x03" + json.dumps(_exit_status(code)).encode())
         finally:
             reader_task.cancel()
-            with contextlib.suppress(BaseException):
-                await reader_task
+            await asyncio.gather(reader_task, return_exceptions=True)
             if proc.returncode is None:
-                proc.kill()
+                _kill(proc)
                 await proc.wait()
             self.running -= 1
             await ws.close()

@@ -52,7 +52,7 @@ async def test_logs_errors(env: Env) -> None:
     assert (code, out) == (0, "")
 
 
-@pytest.mark.parametrize("minor", [27, 28, 29, 30, 33])
+@pytest.mark.parametrize("minor", [27, 28, 29, 30, 31, 32, 33])
 async def test_exec_exit_code(env: Env, minor: int) -> None:
     code, out, err = await env.kubectl(minor, "exec", "web", "--", "sh", "-c", "echo hi; echo oops >&2; exit 3")
     assert code == 3, err
@@ -106,7 +106,7 @@ async def _roundtrip(port: int, payload: bytes) -> bytes:
     return data
 
 
-@pytest.mark.parametrize("minor", [27, 30, 31, 33])
+@pytest.mark.parametrize("minor", [27, 28, 29, 30, 31, 32, 33])
 async def test_port_forward(env: Env, minor: int) -> None:
     p1, p2 = _free_port(), _free_port()
     proc = await asyncio.create_subprocess_exec(
@@ -184,3 +184,35 @@ async def test_exec_ends_when_the_client_goes_away(env: Env, minor: int) -> None
             break
         await asyncio.sleep(0.1)
     assert env.kubelet.running == 0  # the API server hung up on the kubelet, which killed the process
+
+
+@pytest.mark.parametrize("minor", [27, 33])
+async def test_port_forward_reports_the_kubelet_error(env: Env, minor: int) -> None:
+    port = _free_port()
+    proc = await asyncio.create_subprocess_exec(
+        kubectl_path(minor), "--kubeconfig", str(env.kubeconfig), "port-forward", "pod/web", f"{port}:9999",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env={**os.environ, "HOME": str(env.tmp)})
+    try:
+        assert await _roundtrip(port, b"x") == b""
+        _, err = await asyncio.wait_for(proc.communicate(), 10)  # kubectl gives up: lost connection to pod
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    assert proc.returncode == 1
+    assert b"an error occurred forwarding" in err and b"failed to connect to localhost:9999" in err
+
+
+@pytest.mark.parametrize("minor", [27, 33])
+async def test_exec_failure_status_is_printed(env: Env, minor: int) -> None:
+    code, _, err = await env.kubectl(minor, "exec", "web", "-c", "app", "--", "no-such-binary")
+    assert code == 1, err
+    assert 'exec: "no-such-binary": executable file not found in $PATH' in err
+
+
+@pytest.mark.parametrize("minor", [27, 33])
+async def test_exec_large_output(env: Env, minor: int) -> None:
+    code, out, err = await env.kubectl(minor, "exec", "web", "-c", "app", "--", "sh", "-c",
+                                       "head -c 3000000 /dev/zero | tr '\\0' x")
+    assert code == 0, err
+    assert out == "x" * 3_000_000

@@ -32,7 +32,8 @@ def _api(env: Env) -> Any:
 
 
 def _exec(env: Env, command: list[str], stdin: bytes | None = None) -> tuple[int | None, str, str, str]:
-    resp = k8s_stream.stream(_api(env).connect_get_namespaced_pod_exec, "web", "default", command=command,
+    api = _api(env)
+    resp = k8s_stream.stream(api.connect_get_namespaced_pod_exec, "web", "default", command=command,
                              container="app", stdin=stdin is not None, stdout=True, stderr=True, tty=False,
                              _preload_content=False)
     try:
@@ -43,6 +44,7 @@ def _exec(env: Env, command: list[str], stdin: bytes | None = None) -> tuple[int
         return resp.returncode, resp.read_stdout(), resp.read_stderr(), resp.subprotocol
     finally:
         resp.close()
+        api.api_client.close()
 
 
 async def test_exec_v5_exit_code_and_stdin(env: Env) -> None:
@@ -53,7 +55,8 @@ async def test_exec_v5_exit_code_and_stdin(env: Env) -> None:
 
 
 def _portforward(env: Env) -> tuple[bytes, bytes]:
-    pf = k8s_stream.portforward(_api(env).connect_get_namespaced_pod_portforward, "web", "default",
+    api = _api(env)
+    pf = k8s_stream.portforward(api.connect_get_namespaced_pod_portforward, "web", "default",
                                 ports="80,8080")
     try:
         echo = pf.socket(80)
@@ -71,6 +74,7 @@ def _portforward(env: Env) -> tuple[bytes, bytes]:
         return got, page
     finally:
         pf.close()
+        api.api_client.close()
 
 
 async def test_portforward_v4(env: Env) -> None:

@@ -95,13 +95,13 @@ def negotiate(offered: list[str], supported: dict[str, ChannelProtocol]) -> Chan
     return None
 
 
-def exit_status(code: int) -> dict[str, Any]:
-    """The v4/v5 Status for a command's exit code, exactly as the kubelet reports it."""
+def exit_status(code: int, command: list[str] | None = None) -> dict[str, Any]:
+    """The v4/v5 Status for a command's exit code, as kubelet reports it (a kubelet helper)."""
     if code == 0:
         return {"metadata": {}, "status": "Success"}
     return {"metadata": {}, "status": "Failure",
             "message": f"command terminated with non-zero exit code: error executing command "
-                       f"[...], exit code {code}",
+                       f"[{' '.join(command or [])}], exit code {code}",
             "reason": "NonZeroExitCode",
             "details": {"causes": [{"reason": "ExitCode", "message": str(code)}]}}
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -110,8 +111,11 @@ async def handle_exec(request: web.Request, namespace: str, pod_name: str, serve
             await kws.close()
 
 
+Deliver = Callable[[int, bytes], Awaitable[None]]
+
+
 async def _pump_kubelet(kws: aiohttp.ClientWebSocketResponse, proto: ChannelProtocol,
-                        deliver: Any) -> None:
+                        deliver: Deliver) -> None:
     """Copy kubelet output to the client via `deliver(channel, payload)` until it closes."""
     status_sent = False
     async for msg in kws:
@@ -238,9 +242,7 @@ async def _first(*aws: Any) -> None:
 
 async def _close_kubelet_when(session: SpdySession, kws: aiohttp.ClientWebSocketResponse) -> None:
     await session.closed.wait()
-    print("SESSION CLOSED", flush=True)
     await kws.close()
-    print("KWS CLOSED", flush=True)
 
 
 async def _spdy_stdin(stream: SpdyStream, kws: aiohttp.ClientWebSocketResponse) -> None:

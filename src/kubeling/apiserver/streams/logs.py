@@ -107,8 +107,7 @@ async def _relay(request: web.Request, upstream: aiohttp.ClientResponse) -> web.
     finally:
         if pending is not None:
             pending.cancel()
-            with contextlib.suppress(BaseException):
-                await pending
+            await asyncio.gather(pending, return_exceptions=True)
     with contextlib.suppress(ConnectionError):
         await resp.write_eof()
     return resp

@@ -9,9 +9,10 @@ channel protocol, one WebSocket per TCP connection:
   the `requestID` header (or by stream id for pre-requestID clients). Each pair gets its
   own kubelet WebSocket with `?ports=<port>`; the kubelet's 2-byte port prefixes are
   consumed here. When the client half-closes the data stream we send the v5-style CLOSE
-  signal `[255, 0]` so the kubelet can shut down the write side of the pod connection;
-  when the kubelet closes, we FIN the data stream and then the error stream (client-go
-  waits for both before forgetting the connection).
+  signal `[255, 0]` so the kubelet can shut down the write side of the pod connection,
+  and (as containerd does) close the whole connection after a 1 s grace period; when the
+  kubelet closes, we FIN the data stream and then the error stream (client-go waits for
+  both before forgetting the connection).
 * WebSocket v4: the framing is identical on both sides, so messages are relayed as is
   (translated only for the base64 variant).
 """
@@ -39,6 +40,7 @@ from kubeling.apiserver.streams.transport import (
 )
 
 log = logging.getLogger(__name__)
+HALF_CLOSE_GRACE = 1.0  # seconds the pod side may keep talking after the client half-closed
 
 
 def parse_port(raw: str) -> int:
@@ -138,10 +140,12 @@ async def _bridge_pair(kws: aiohttp.ClientWebSocketResponse, data: SpdyStream, e
     async def upstream() -> None:
         while chunk := await data.read():
             await kws.send_bytes(bytes([0]) + chunk)
-        if data.was_reset:
-            await kws.close()  # the client forgot the connection: drop the pod side too
-        else:
+        if not data.was_reset:
             await kws.send_bytes(bytes([channels.CLOSE, 0]))  # half-close towards the pod
+            # Like containerd's port-forward: once one direction ends, the other gets a short
+            # grace period (a kubelet that cannot half-close still has the pod answer in time).
+            await asyncio.sleep(HALF_CLOSE_GRACE)
+        await kws.close()
 
     pump = asyncio.ensure_future(upstream())
     try:

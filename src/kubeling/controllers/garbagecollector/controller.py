@@ -231,17 +231,27 @@ class GarbageCollector(Controller):
             return
         if waiting and node.dependents:
             # Our owner waits for us and we have dependents: delete in foreground so the wait cascades.
-            # Unblock the owner first, or each would wait on the other (Kubernetes does the same).
-            refs = [dict(r, blockOwnerDeletion=False) if r.get("uid") in {w["uid"] for w in waiting} else r
-                    for r in obj["metadata"].get("ownerReferences") or []]
-            if refs != obj["metadata"].get("ownerReferences") and \
-                    not await self._patch_owner_refs(node, obj, refs, requeue=node.uid):
-                return
+            # Only when one of our own dependents is itself deleting its dependents could the two
+            # waits form a cycle; then unblock the owner first (Kubernetes' cycle check does the same).
+            if any(self._deleting_dependents(uid) for uid in node.dependents):
+                waiting_uids = {w["uid"] for w in waiting}
+                refs = [dict(r, blockOwnerDeletion=False) if r.get("uid") in waiting_uids else r
+                        for r in obj["metadata"].get("ownerReferences") or []]
+                if refs != obj["metadata"].get("ownerReferences") and \
+                        not await self._patch_owner_refs(node, obj, refs, requeue=node.uid):
+                    return
             await self._delete(node, "Foreground")
             return
         finalizers = obj["metadata"].get("finalizers") or []
         policy = "Orphan" if ORPHAN in finalizers else "Foreground" if FOREGROUND in finalizers else "Background"
         await self._delete(node, policy)
+
+    def _deleting_dependents(self, uid: str) -> bool:
+        """The object is being deleted in the foreground (it waits for its own dependents)."""
+        dep = self.graph.get(uid)
+        dep_obj = self.cached(dep) if dep is not None and not dep.virtual else None
+        meta = (dep_obj or {}).get("metadata") or {}
+        return bool(meta.get("deletionTimestamp")) and FOREGROUND in (meta.get("finalizers") or [])
 
     async def _delete_dependents(self, node: Node, obj: Obj) -> None:
         """Foreground: delete every dependent; drop the finalizer once no blocking one is left."""
