@@ -42,6 +42,9 @@ class _Process:
         self.data_dir = data_dir
         self.log = data_dir.parent / log_name
         self.proc: subprocess.Popen[str] | None = None
+        self.python = [sys.executable]  # the interpreter, and (below) whom to run as
+        self.user: int | None = None
+        self.extra_env: dict[str, str] = {}
         self.known_pids: set[tuple[int, str]] = set()  # (pid, starttime) of pod processes seen while running
 
     def _args(self) -> list[str]:
@@ -49,11 +52,16 @@ class _Process:
 
     def start(self, timeout: float = 30.0) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, "KUBECONFIG": str(self.data_dir / "user-kubeconfig"), "PYTHONUNBUFFERED": "1"}
+        if self.user is not None:
+            os.chown(self.data_dir, self.user, self.user)
+        env = {**os.environ, "KUBECONFIG": str(self.data_dir / "user-kubeconfig"), "PYTHONUNBUFFERED": "1",
+               **self.extra_env}
         logf = open(self.log, "a")  # noqa: SIM115 - closed with the process
-        self.proc = subprocess.Popen([sys.executable, "-m", "kubeling", *self._args()], cwd=ROOT,
+        self.proc = subprocess.Popen([*self.python, "-m", "kubeling", *self._args()],
+                                     cwd=ROOT if self.user is None else "/",
                                      stdout=subprocess.PIPE, stderr=logf, text=True, env=env,
-                                     start_new_session=True)
+                                     start_new_session=True, user=self.user, group=self.user,
+                                     extra_groups=[] if self.user is not None else None)
         logf.close()
         assert self.proc.stdout is not None
         deadline = time.monotonic() + timeout

@@ -1,0 +1,261 @@
+"""Service proxy benchmark (userspace mode): throughput and p99 through a ClusterIP vs. straight to the pod,
+and the time to program 1,000 and 10,000 Services.
+
+    .venv/bin/python bench/proxy.py [--duration 10] [--connections 32] [--rounds 2] [--services 1000,10000]
+
+(a) **data path** — a small fast HTTP/1.1 keep-alive server (asyncio Protocol, own process) on a
+    pod address 127.42.200.1:18080; a Service with ClusterIP 127.43.250.1:8080 and an EndpointSlice
+    pointing at it, served by a `ServiceProxy` in this process. `wrk` (`apt-get install -y wrk`; the
+    bench falls back to an aiohttp client in a subprocess without it) loads the pod directly and then
+    the ClusterIP, alternating, `--rounds` times each; the ratio is proxied over direct requests/s.
+(b) **programming** — Services (no selector, one port, each its own ClusterIP 127.43.x.y) and one
+    EndpointSlice each are created through the API of a `kubeling server` subprocess. Measured:
+    *cold start*, a new proxy from nothing to listening on every ClusterIP (two LISTs + every bind:
+    the restart re-sync), and *warm program*, the proxy's sync of an informer cache of that size
+    directly (every listener closed, then all re-planned and re-bound).
+
+Everything listens and connects on 127.0.0.0/8 only; every process and listener is stopped at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "src"))
+
+POD_IP, POD_PORT = "127.42.200.1", 18080
+CLUSTER_IP, SERVICE_PORT = "127.43.250.1", 8080
+RESPONSE = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nok"
+
+
+# -- the backend pod: a minimal keep-alive HTTP server ------------------------------------------------
+
+class _Http(asyncio.Protocol):
+    def __init__(self) -> None:
+        self.buf = b""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport: Any = transport
+
+    def data_received(self, data: bytes) -> None:
+        buf = self.buf + data
+        n = buf.count(b"\r\n\r\n")
+        if n:
+            self.transport.write(RESPONSE * n)
+            buf = buf[buf.rfind(b"\r\n\r\n") + 4:]
+        self.buf = buf
+
+
+async def _backend(ip: str, port: int) -> None:
+    server = await asyncio.get_running_loop().create_server(_Http, ip, port, backlog=4096)
+    print("ready", flush=True)
+    async with server:
+        await asyncio.Event().wait()
+
+
+# -- fallback load generator (without wrk): aiohttp keep-alive workers --------------------------------
+
+async def _client(url: str, duration: float, connections: int) -> None:
+    import aiohttp
+
+    latencies: list[float] = []
+    deadline = time.perf_counter() + duration
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=connections)) as session:
+        async def worker() -> None:
+            while (start := time.perf_counter()) < deadline:
+                async with session.get(url) as resp:
+                    await resp.read()
+                latencies.append(time.perf_counter() - start)
+        began = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(connections)))
+        elapsed = time.perf_counter() - began
+    latencies.sort()
+    print(json.dumps({"rps": len(latencies) / elapsed, "p99_ms": latencies[int(len(latencies) * 0.99)] * 1e3}))
+
+
+_UNIT = {"us": 1e-3, "ms": 1.0, "s": 1e3}
+
+
+async def load(url: str, duration: float, connections: int) -> tuple[float, float]:
+    """(requests/s, p99 latency in ms) of keep-alive GETs on `url`."""
+    if shutil.which("wrk"):
+        cmd = ["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(duration))}s", "--latency", url]
+    else:
+        cmd = [sys.executable, __file__, "--client", url, "--duration", str(duration),
+               "--connections", str(connections)]
+    proc = await asyncio.create_subprocess_exec(*cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    out = (await proc.communicate())[0].decode()
+    if proc.returncode != 0 or "Requests/sec" not in out and "rps" not in out:
+        raise RuntimeError(f"{cmd[0]} failed: {out[-2000:]}")
+    if not shutil.which("wrk"):
+        result = json.loads(out.strip().splitlines()[-1])
+        return result["rps"], result["p99_ms"]
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    value, unit = re.search(r"\s99%\s+([\d.]+)(us|ms|s)", out).groups()  # type: ignore[union-attr]
+    return rps, float(value) * _UNIT[unit]
+
+
+# -- API objects -------------------------------------------------------------------------------------
+
+def service(name: str, ip: str) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "Service", "metadata": {"name": name, "namespace": "default"},
+            "spec": {"type": "ClusterIP", "clusterIP": ip, "clusterIPs": [ip],
+                     "ports": [{"name": "http", "port": SERVICE_PORT, "protocol": "TCP"}]}}
+
+
+def endpoint_slice(name: str) -> dict[str, Any]:
+    return {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice", "addressType": "IPv4",
+            "metadata": {"name": f"{name}-1", "namespace": "default",
+                         "labels": {"kubernetes.io/service-name": name}},
+            "ports": [{"name": "http", "port": POD_PORT, "protocol": "TCP"}],
+            "endpoints": [{"addresses": [POD_IP], "nodeName": "bench", "conditions": {"ready": True}}]}
+
+
+def nth_ip(i: int) -> str:
+    return f"127.43.{1 + i // 250}.{1 + i % 250}"
+
+
+async def create_services(client: Any, start: int, stop: int) -> float:
+    from kubeling.client.resources import ENDPOINTSLICES, SERVICES
+
+    sem = asyncio.Semaphore(32)
+
+    async def one(i: int) -> None:
+        async with sem:
+            name = f"s-{i:05d}"
+            await client.create(SERVICES, service(name, nth_ip(i)))
+            await client.create(ENDPOINTSLICES, endpoint_slice(name))
+
+    began = time.perf_counter()
+    await asyncio.gather(*(one(i) for i in range(start, stop)))
+    return time.perf_counter() - began
+
+
+async def start_proxy(client: Any) -> tuple[Any, asyncio.Task[None]]:
+    from kubeling.proxy import ServiceProxy
+
+    proxy = ServiceProxy(client, node_name="bench", node_address="127.0.0.1", service_lb=False)
+    task = asyncio.create_task(proxy.run())
+    if not await proxy.wait_synced(600):
+        raise RuntimeError("proxy did not sync")
+    return proxy, task
+
+
+async def stop_proxy(proxy: Any, task: asyncio.Task[None]) -> None:
+    await proxy.stop()
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+
+
+# -- the bench ---------------------------------------------------------------------------------------
+
+async def main(args: argparse.Namespace) -> None:
+    from tests.e2e.conftest import Server
+
+    from kubeling.client import KubeClient
+    from kubeling.client.resources import ENDPOINTSLICES, SERVICES
+
+    tmp = Path(tempfile.mkdtemp(prefix="bench-proxy-"))
+    server = Server(tmp / "server")
+    backend = subprocess.Popen([sys.executable, __file__, "--backend", POD_IP, str(POD_PORT)],  # noqa: ASYNC220
+                               stdout=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        assert backend.stdout is not None and backend.stdout.readline().strip() == "ready"
+        server.start()
+        token = (tmp / "server" / "token").read_text().strip()
+        async with KubeClient(server.url, token=token) as client:
+            print(f"load generator: {'wrk -t1' if shutil.which('wrk') else 'aiohttp (wrk not installed)'}, "
+                  f"{args.connections} connections, {args.duration:.0f} s per run, {os.cpu_count()} CPUs")
+            await client.create(SERVICES, service("web", CLUSTER_IP))
+            await client.create(ENDPOINTSLICES, endpoint_slice("web"))
+            proxy, task = await start_proxy(client)
+            try:
+                direct, proxied = [], []
+                for _ in range(args.rounds):
+                    direct.append(await load(f"http://{POD_IP}:{POD_PORT}/", args.duration, args.connections))
+                    proxied.append(await load(f"http://{CLUSTER_IP}:{SERVICE_PORT}/", args.duration,
+                                              args.connections))
+            finally:
+                await stop_proxy(proxy, task)
+            d_rps = statistics.median(r for r, _ in direct)
+            p_rps = statistics.median(r for r, _ in proxied)
+            d_p99 = statistics.median(p for _, p in direct)
+            p_p99 = statistics.median(p for _, p in proxied)
+            print(f"direct to pod IP  : {d_rps:9,.0f} req/s  p99 {d_p99:6.2f} ms   (runs: "
+                  f"{', '.join(f'{r:,.0f}' for r, _ in direct)})")
+            print(f"through ClusterIP : {p_rps:9,.0f} req/s  p99 {p_p99:6.2f} ms   (runs: "
+                  f"{', '.join(f'{r:,.0f}' for r, _ in proxied)})")
+            print(f"ratio (proxied/direct req/s): {p_rps / d_rps:.2f}   (target >= 0.5; k8s userspace 0.36)")
+            await client.delete(SERVICES, "web", namespace="default")
+            await client.delete(ENDPOINTSLICES, "web-1", namespace="default")
+
+            created = 0
+            for count in args.services:
+                took = await create_services(client, created, count)
+                print(f"\n{count:,} Services: created {count - created:,} Services + slices via the API "
+                      f"in {took:.1f} s")
+                created = count
+                began = time.perf_counter()
+                proxy, task = await start_proxy(client)
+                cold = time.perf_counter() - began
+                try:
+                    listening = len(proxy.proxy.listeners)
+                    assert listening >= count, (listening, count)
+                    await proxy.proxy.close()  # every listener closed: program the whole cache again
+                    keys = {f"{s['metadata']['namespace']}/{s['metadata']['name']}" for s in proxy.services.list()}
+                    began = time.perf_counter()
+                    await proxy.proxy.sync(keys)
+                    warm = time.perf_counter() - began
+                    assert len(proxy.proxy.listeners) >= count
+                    sample = nth_ip(count - 1)
+                    reader, writer = await asyncio.open_connection(sample, SERVICE_PORT)
+                    writer.write(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+                    assert (await reader.readline()).startswith(b"HTTP/1.1 200")
+                    writer.close()
+                finally:
+                    await stop_proxy(proxy, task)
+                print(f"  cold start (LIST Services + slices, plan, bind {listening:,} listeners): {cold:.2f} s")
+                print(f"  warm program (sync of the informer cache, {count:,} binds): {warm:.2f} s "
+                      f"({warm / count * 1e6:.0f} us per Service)")
+    finally:
+        server.stop()
+        os.killpg(backend.pid, signal.SIGTERM)
+        backend.wait()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def parse() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--duration", type=float, default=10.0)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--services", default="1000,10000",
+                        type=lambda s: sorted(int(x) for x in s.split(",") if x))
+    parser.add_argument("--backend", nargs=2, metavar=("IP", "PORT"), help=argparse.SUPPRESS)
+    parser.add_argument("--client", metavar="URL", help=argparse.SUPPRESS)
+    return parser.parse_args()
+
+
+if __name__ == "__main__":
+    ARGS = parse()
+    if ARGS.backend:
+        asyncio.run(_backend(ARGS.backend[0], int(ARGS.backend[1])))
+    elif ARGS.client:
+        asyncio.run(_client(ARGS.client, ARGS.duration, ARGS.connections))
+    else:
+        asyncio.run(main(ARGS))
