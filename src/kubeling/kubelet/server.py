@@ -324,6 +324,14 @@ async def _run_port_forward(ws: web.WebSocketResponse, runtime: Runtime, sandbox
         async for msg in ws:
             if msg.type != WSMsgType.BINARY or len(msg.data) < 2:
                 continue
+            if msg.data[0] == 255:
+                # [255, channel]: the client half-closed that connection; pass the EOF on
+                # and keep relaying the pod's answer until the pod closes.
+                closing = writers.get(msg.data[1])
+                if closing is not None and closing.can_write_eof() and not closing.is_closing():
+                    with contextlib.suppress(OSError):
+                        closing.write_eof()
+                continue
             writer = writers.get(msg.data[0])
             if writer is not None and not writer.is_closing():
                 writer.write(msg.data[1:])
