@@ -4,7 +4,7 @@ and the time to program 1,000 and 10,000 Services.
     .venv/bin/python bench/proxy.py [--duration 10] [--connections 32] [--rounds 2] [--services 1000,10000]
 
 (a) **data path** — a small fast HTTP/1.1 keep-alive server (asyncio Protocol, own process) on a
-    pod address 127.42.200.1:18080; a Service with ClusterIP 127.43.250.1:8080 and an EndpointSlice
+    pod address 127.42.200.1:18080; a Service with ClusterIP 127.43.199.1:8080 and an EndpointSlice
     pointing at it, served by a `ServiceProxy` in this process. `wrk` (`apt-get install -y wrk`; the
     bench falls back to an aiohttp client in a subprocess without it) loads the pod directly and then
     the ClusterIP, alternating, `--rounds` times each; the ratio is proxied over direct requests/s.
@@ -24,6 +24,7 @@ import asyncio
 import json
 import os
 import re
+import resource
 import shutil
 import signal
 import statistics
@@ -39,7 +40,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "src"))
 
 POD_IP, POD_PORT = "127.42.200.1", 18080
-CLUSTER_IP, SERVICE_PORT = "127.43.250.1", 8080
+CLUSTER_IP, SERVICE_PORT = "127.43.199.1", 8080
 RESPONSE = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nok"
 
 
@@ -89,6 +90,15 @@ async def _client(url: str, duration: float, connections: int) -> None:
 
 
 _UNIT = {"us": 1e-3, "ms": 1.0, "s": 1e3}
+
+
+def cpu_seconds(pid: int | None = None) -> float:
+    """CPU time (user + system) of this process, or of `pid` from /proc."""
+    if pid is None:
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        return usage.ru_utime + usage.ru_stime
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def load(url: str, duration: float, connections: int) -> tuple[float, float]:
@@ -186,10 +196,15 @@ async def main(args: argparse.Namespace) -> None:
             proxy, task = await start_proxy(client)
             try:
                 direct, proxied = [], []
+                backend_cpu = proxy_cpu = 0.0
                 for _ in range(args.rounds):
+                    before = cpu_seconds(backend.pid)
                     direct.append(await load(f"http://{POD_IP}:{POD_PORT}/", args.duration, args.connections))
+                    backend_cpu += (cpu_seconds(backend.pid) - before) / (direct[-1][0] * args.duration)
+                    before = cpu_seconds()
                     proxied.append(await load(f"http://{CLUSTER_IP}:{SERVICE_PORT}/", args.duration,
                                               args.connections))
+                    proxy_cpu += (cpu_seconds() - before) / (proxied[-1][0] * args.duration)
             finally:
                 await stop_proxy(proxy, task)
             d_rps = statistics.median(r for r, _ in direct)
@@ -201,6 +216,8 @@ async def main(args: argparse.Namespace) -> None:
             print(f"through ClusterIP : {p_rps:9,.0f} req/s  p99 {p_p99:6.2f} ms   (runs: "
                   f"{', '.join(f'{r:,.0f}' for r, _ in proxied)})")
             print(f"ratio (proxied/direct req/s): {p_rps / d_rps:.2f}   (target >= 0.5; k8s userspace 0.36)")
+            print(f"CPU per request: backend (pod) {backend_cpu / args.rounds * 1e6:.1f} us, "
+                  f"proxy {proxy_cpu / args.rounds * 1e6:.1f} us")
             await client.delete(SERVICES, "web", namespace="default")
             await client.delete(ENDPOINTSLICES, "web-1", namespace="default")
 

@@ -252,3 +252,22 @@ def wait_gone(marker: str, timeout: float = 5.0) -> list[int]:
         time.sleep(0.1)
         left = pids_with_marker(marker)
     return left
+
+
+def pod_host_processes(names: set[str]) -> list[int]:
+    """Host processes whose environment says they belong to one of these pods (HOSTNAME=<pod name>)."""
+    if not names:
+        return []
+    wanted = {f"HOSTNAME={n}".encode() for n in names}
+    found = []
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            env = (d / "environ").read_bytes().split(b"\0")
+            state = (d / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if state not in ("Z", "X") and wanted.intersection(env):
+            found.append(int(d.name))
+    return found

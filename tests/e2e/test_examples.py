@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from .cluster import Up, cmdline, describe, kill_pids, wait_gone
+from .cluster import Up, cmdline, describe, kill_pids, pod_host_processes, wait_gone
 from .conftest import ROOT, Kubectl, make_kubectl
 from .simcluster import get_json, pod_ready, wait_until
 
@@ -38,32 +38,15 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     tmp = tmp_path_factory.mktemp("examples")
     up = Up(tmp / "data", node_name=NODE)
     up.start()
-    e = Env(up, make_kubectl(up, 33, tmp), tmp)  # type: ignore[arg-type]
+    e: Env | None = None
     try:
+        e = Env(up, make_kubectl(up, 33, tmp), tmp)  # type: ignore[arg-type]
         yield e
     finally:
         up.stop()
         kill_pids(up.survivors())
-        kill_pids(pod_host_processes(e.pod_names))
-
-
-def pod_host_processes(names: set[str]) -> list[int]:
-    """Host processes whose environment says they belong to one of these pods (HOSTNAME=<pod name>)."""
-    if not names:
-        return []
-    wanted = {f"HOSTNAME={n}".encode() for n in names}
-    found = []
-    for d in Path("/proc").iterdir():
-        if not d.name.isdigit():
-            continue
-        try:
-            env = (d / "environ").read_bytes().split(b"\0")
-            state = (d / "stat").read_text().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            continue
-        if state not in ("Z", "X") and wanted.intersection(env):
-            found.append(int(d.name))
-    return found
+        if e is not None:
+            kill_pids(pod_host_processes(e.pod_names))
 
 
 def web_pods(k: Kubectl) -> list[dict]:

@@ -382,13 +382,13 @@ def test_liveness_failure_crashloopbackoff_grows(env: Env) -> None:
 
 
 def test_readiness_failure_makes_pod_unready(env: Env) -> None:
-    code = ("import os, time; open('/state/ready', 'w').close(); time.sleep(6); os.remove('/state/ready'); "
-            "time.sleep(3600)")
-    env.apply(pod("flaky", py(code, "-flaky"), volumes=[{"name": "state", "emptyDir": {}}],
+    env.apply(pod("flaky", py("open('/state/ready', 'w').close(); " + SLEEP, "-flaky"),
+                  volumes=[{"name": "state", "emptyDir": {}}],
                   volumeMounts=[{"name": "state", "mountPath": "/state"}],
                   readinessProbe={"exec": {"command": ["test", "-f", "/state/ready"]},
                                   "periodSeconds": 1, "failureThreshold": 1}))
-    wait_ready(env, "flaky", timeout=6)
+    wait_ready(env, "flaky")
+    env.k("exec", "flaky", "--", "rm", "/state/ready")  # from now on the probe fails
     p = wait_pod(env, "flaky", "not Ready", lambda p: not pod_ready(p), timeout=15)
     assert p["status"]["phase"] == "Running"
     conds = {c["type"]: c["status"] for c in p["status"]["conditions"]}
@@ -396,7 +396,9 @@ def test_readiness_failure_makes_pod_unready(env: Env) -> None:
     st = status(p)
     assert st["ready"] is False and "running" in st["state"] and st["restartCount"] == 0, st
     row = env.k("get", "pod", "flaky", "--no-headers").split()
-    assert row[1:3] == ["0/1", "Running"], row
+    assert row[1:4] == ["0/1", "Running", "0"], row
+    env.k("exec", "flaky", "--", "touch", "/state/ready")  # and back
+    wait_ready(env, "flaky", timeout=15)
 
 
 # --- OOM ----------------------------------------------------------------------------------------

@@ -20,10 +20,9 @@ from pathlib import Path
 
 import pytest
 
-from .cluster import Up, describe, kill_pids
+from .cluster import Up, describe, kill_pids, pod_host_processes
 from .conftest import ROOT, Kubectl, make_kubectl
 from .simcluster import get_json, pod_ready, wait_until
-from .test_examples import pod_host_processes
 
 pytestmark = pytest.mark.e2e
 

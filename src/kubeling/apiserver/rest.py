@@ -268,7 +268,7 @@ class ResourceStore:
             new = self._prepare_update(info, current, new, subresource, opts, operation)
             if objects.semantically_equal(current, new):
                 return current, False
-            hook = self.hooks.get(info.key)
+            hook = self.hooks.get(info.key) if subresource != "status" else None  # status never allocates
             if opts.dry_run:
                 if hook is not None:
                     await hook.before_update(info, current, new, dry_run=True)

@@ -202,8 +202,8 @@ class EndpointsController(Controller):
             if current is not None:
                 await self._delete(namespace or "", name)
             return
-        if not selector_of(svc):
-            return  # user-managed
+        if not selector_of(svc) or (svc.get("spec") or {}).get("type") == "ExternalName":
+            return  # user-managed; ExternalName gets no endpoints (kubernetes/kubernetes#105986)
         subsets = desired_subsets(svc, self.mapper.selected_pods(svc))
         labels = service_labels(svc)
         if current is not None and (current.get("subsets") or []) == subsets and \

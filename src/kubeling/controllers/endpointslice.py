@@ -147,6 +147,8 @@ class EndpointSliceController(Controller):
                 for slc in existing:  # the garbage collector would too (ownerReference)
                     await self._delete(slc, written)
                 return
+            if (svc.get("spec") or {}).get("type") == "ExternalName":
+                return  # no endpoints for ExternalName (kubernetes/kubernetes#105986)
             await self._sync(svc, existing, written)
         finally:
             if written:

@@ -1,20 +1,17 @@
-"""The data path of the userspace proxy: endpoint choice, TCP splicing and UDP relaying.
-
-Speed matters here more than anywhere else in the proxy: every byte of every
-proxied connection crosses this code twice. So the TCP path uses asyncio's
-low-level Protocol/Transport API rather than streams — `data_received` hands the
-chunk (up to 256 KiB per read) straight to the peer transport's `write`, which
-sends it at once when the socket has room; no StreamReader buffer, no
-coroutine wake-up per chunk. Back-pressure is the transports' own: when one
-side's write buffer passes its high-water mark the *other* side stops reading
-(pause_writing → pause_reading), so a slow client never makes the proxy buffer
-a fast backend's whole response. Half-closes are forwarded (write_eof), as a
-kernel NAT would.
+"""Endpoint choice and UDP relaying for the userspace proxy (TCP splicing is in `splice`).
 
 `Backends` is the mutable endpoint set of one frontend. The proxy swaps its
 contents in place on EndpointSlice changes, so a listener is never restarted to
 change where *new* connections go, and established connections (which keep
-their own transports) are untouched, as conntrack entries are under kube-proxy.
+their own sockets) are untouched, as conntrack entries are under kube-proxy.
+ClientIP session affinity lives here too: a client address maps to the
+endpoint it last used until `timeoutSeconds` pass without a new connection, or
+until that endpoint leaves the set.
+
+UDP has no connections, so — like kube-proxy's userspace mode — each client
+address gets a *session*: a connected socket to one chosen endpoint whose
+replies are sent back from the service address, ended after an idle timeout
+or when its endpoint leaves.
 """
 
 from __future__ import annotations
@@ -24,15 +21,13 @@ import logging
 import random
 import time
 from collections.abc import Callable
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 from kubeling.proxy.rules import Endpoint
 
 log = logging.getLogger(__name__)
 
-CONNECT_TIMEOUT = 5.0
-CONNECT_ATTEMPTS = 3  # kube-proxy's userspace mode also retried other endpoints on a failed dial
-WRITE_HIGH_WATER = 1024 * 1024
+COPY_BUFFER = 256 * 1024
 UDP_IDLE_TIMEOUT = 30.0
 AFFINITY_SWEEP_SIZE = 8192
 
@@ -91,12 +86,22 @@ class Backends:
             del self._sticky[ip]
 
 
-class ConnectionTracker:
-    """Every spliced connection and pending task of one proxy, so that stop() leaves nothing behind."""
+class Closable(Protocol):
+    def close(self) -> None: ...
 
-    def __init__(self) -> None:
-        self.transports: set[asyncio.BaseTransport] = set()
+
+class ConnectionTracker:
+    """Every spliced connection and pending task of one proxy, so that stop() leaves nothing behind.
+
+    It also owns the proxy's copy buffer: one per event loop is enough, because
+    a chunk is sent on in the same callback that read it (a remainder the
+    kernel did not take is copied out), so no connection holds it across callbacks.
+    """
+
+    def __init__(self, buffer_size: int = COPY_BUFFER) -> None:
+        self.conns: set[Closable] = set()
         self.tasks: set[asyncio.Task[Any]] = set()
+        self.buffer = memoryview(bytearray(buffer_size))
 
     def spawn(self, coro: Any, name: str) -> asyncio.Task[Any]:
         task = asyncio.get_running_loop().create_task(coro, name=name)
@@ -110,104 +115,13 @@ class ConnectionTracker:
             log.error("proxy task %s failed", task.get_name(), exc_info=task.exception())
 
     async def close(self) -> None:
-        for transport in list(self.transports):
-            transport.abort() if hasattr(transport, "abort") else transport.close()
-        self.transports.clear()
+        for conn in list(self.conns):
+            conn.close()
+        self.conns.clear()
         tasks = list(self.tasks)
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-
-
-class _Pipe(asyncio.Protocol):
-    """One side of a spliced TCP connection: what it reads, its peer writes."""
-
-    def __init__(self, tracker: ConnectionTracker) -> None:
-        self.tracker = tracker
-        self.transport: asyncio.Transport | None = None
-        self.peer: _Pipe | None = None
-        self.eof = False
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-        transport.set_write_buffer_limits(high=WRITE_HIGH_WATER)
-        self.tracker.transports.add(transport)
-
-    def data_received(self, data: bytes) -> None:
-        peer = self.peer
-        if peer is not None and peer.transport is not None:
-            peer.transport.write(data)
-
-    def eof_received(self) -> bool:
-        self.eof = True
-        peer = self.peer
-        if peer is None or peer.transport is None or peer.eof or not peer.transport.can_write_eof():
-            return False  # both directions done (or half-close impossible): close
-        peer.transport.write_eof()
-        return True  # keep the other direction open
-
-    # Our write buffer is full: stop reading from the side that fills it.
-    def pause_writing(self) -> None:
-        if self.peer is not None and self.peer.transport is not None:
-            self.peer.transport.pause_reading()
-
-    def resume_writing(self) -> None:
-        if self.peer is not None and self.peer.transport is not None:
-            self.peer.transport.resume_reading()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if self.transport is not None:
-            self.tracker.transports.discard(self.transport)
-        peer = self.peer
-        if peer is not None and peer.transport is not None and not peer.transport.is_closing():
-            peer.transport.close()  # flushes what is still buffered first
-
-
-class ClientSide(_Pipe):
-    """An accepted client connection: held (not read) until a backend connection is up."""
-
-    def __init__(self, backends: Backends, tracker: ConnectionTracker) -> None:
-        super().__init__(tracker)
-        self.backends = backends
-        self._dial: asyncio.Task[None] | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        super().connection_made(transport)
-        assert self.transport is not None
-        self.transport.pause_reading()
-        peer = transport.get_extra_info("peername") or ("", 0)
-        self._dial = self.tracker.spawn(self._connect(str(peer[0])), "proxy-dial")
-
-    async def _connect(self, client_ip: str) -> None:
-        loop = asyncio.get_running_loop()
-        tried: set[Endpoint] = set()
-        for _ in range(CONNECT_ATTEMPTS):
-            endpoint = self.backends.pick(client_ip, tried)
-            if endpoint is None:
-                break
-            backend = _Pipe(self.tracker)
-            try:
-                await asyncio.wait_for(loop.create_connection(lambda b=backend: b, endpoint[0], endpoint[1]),
-                                       CONNECT_TIMEOUT)
-            except (OSError, TimeoutError) as err:
-                log.debug("dial %s:%d failed: %s", endpoint[0], endpoint[1], err)
-                tried.add(endpoint)
-                continue
-            if self.transport is None or self.transport.is_closing():
-                if backend.transport is not None:
-                    backend.transport.close()
-                return
-            backend.peer, self.peer = self, backend
-            self.transport.resume_reading()
-            return
-        if self.transport is not None:
-            self.transport.close()  # no endpoint (or none answered): the client sees the connection end
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if self._dial is not None and not self._dial.done():
-            self._dial.cancel()
-        super().connection_lost(exc)
 
 
 class _UDPSession(asyncio.DatagramProtocol):

@@ -34,8 +34,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from kubeling.client import EventRecorder, Informer
-from kubeling.proxy.relay import Backends, ClientSide, ConnectionTracker, UDPFrontend
+from kubeling.proxy.relay import Backends, ConnectionTracker, UDPFrontend
 from kubeling.proxy.rules import Frontend, FrontendKey, Plan, plan_service, service_key_of_slice
+from kubeling.proxy.splice import TCPListener
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +80,7 @@ def _bind_error(key: FrontendKey, err: OSError) -> str:
 class Listener:
     """One open frontend: its socket server and the live endpoint set behind it."""
 
-    def __init__(self, frontend: Frontend, backends: Backends, server: asyncio.AbstractServer | None,
+    def __init__(self, frontend: Frontend, backends: Backends, server: TCPListener | None,
                  udp: UDPFrontend | None) -> None:
         self.frontend = frontend
         self.backends = backends
@@ -229,8 +230,7 @@ class UserspaceProxy:
         tracker = self.tracker
         try:
             if frontend.protocol == "TCP":
-                server = await loop.create_server(lambda: ClientSide(backends, tracker), sock=sock, backlog=4096)
-                self.listeners[frontend.key] = Listener(frontend, backends, server, None)
+                self.listeners[frontend.key] = Listener(frontend, backends, TCPListener(sock, backends, tracker), None)
             else:
                 udp = UDPFrontend(backends, tracker)
                 await loop.create_datagram_endpoint(lambda: udp, sock=sock)

@@ -170,9 +170,8 @@ SERVICE_CASES = [
       'spec.ports[0].targetPort: Invalid value: "HTTP": must contain at least one letter (a-z)']),
     ("node-port-on-cluster-ip", svc(ports=[{"port": 80, "nodePort": 30080}]),
      ["spec.ports[0].nodePort: Forbidden: may not be used when `type` is 'ClusterIP'"]),
-    ("node-port-range", svc(type="NodePort", ports=[{"port": 80, "nodePort": 80}]),
-     ["spec.ports[0].nodePort: Invalid value: 80: provided port is not in the valid range. "
-      "The range of valid ports is 30000-32767"]),
+    ("node-port-number", svc(type="NodePort", ports=[{"port": 80, "nodePort": 70000}]),
+     [f"spec.ports[0].nodePort: Invalid value: 70000: {PORT_RANGE}"]),
     ("selector", svc(selector={"app": "a b"}), ["spec.selector"]),
     ("session-affinity", svc(sessionAffinity="Sticky"),
      ['spec.sessionAffinity: Unsupported value: "Sticky": supported values: "ClientIP", "None"']),

@@ -40,7 +40,7 @@ def free_port(address: str, kind: int = socket.SOCK_STREAM, low: int = 20000, hi
 
 
 def cluster_ip() -> str:
-    return f"127.43.{random.randint(1, 254)}.{random.randint(1, 254)}"
+    return f"127.43.{random.randint(200, 254)}.{random.randint(1, 254)}"  # the bench uses 127.43.1-199.x
 
 
 class Backends:
@@ -171,4 +171,4 @@ async def running_proxy(client: KubeClient, *, node_address: str = "127.0.0.1",
         await proxy.stop()
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
-        assert not proxy.proxy.listeners and not proxy.proxy.tracker.transports
+        assert not proxy.proxy.listeners and not proxy.proxy.tracker.conns

@@ -155,3 +155,34 @@ async def test_non_loopback_external_ip_is_reported(cluster: Cluster, backends: 
         found = await cluster.eventually(lambda: events(cluster.client, "ext", "AddressNotServed"))
         assert "192.0.2.10" in found[0]["message"]
         assert proxy.proxy.serving("TCP", ip, 8080) and not proxy.proxy.serving("TCP", "192.0.2.10", 8080)
+
+
+async def test_half_close_and_back_pressure(cluster: Cluster) -> None:
+    """A 4 MiB reply to a client that reads late arrives whole; the client's EOF reaches the backend."""
+    pod_ip = f"127.42.{__import__('random').randint(1, 254)}.99"
+    blob = bytes(range(256)) * (4 * 4096)
+    got_eof = asyncio.Event()
+
+    async def bulk(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read()  # until the client's half-close arrives through the proxy
+        got_eof.set()
+        writer.write(blob)
+        await writer.drain()
+        writer.close()
+
+    backend = await asyncio.start_server(bulk, pod_ip, 0)
+    port = backend.sockets[0].getsockname()[1]
+    ip = cluster_ip()
+    await create(cluster.client, service("bulk", ip, 8080), endpoint_slice("bulk", [pod_ip], port))
+    try:
+        async with running_proxy(cluster.client):
+            reader, writer = await asyncio.open_connection(ip, 8080)
+            writer.write(b"request")
+            writer.write_eof()
+            await asyncio.wait_for(got_eof.wait(), 2)
+            await asyncio.sleep(0.2)  # let the proxy hit a full socket buffer first
+            data = await asyncio.wait_for(reader.read(), 5)
+            writer.close()
+            assert data == blob
+    finally:
+        backend.close()

@@ -33,7 +33,6 @@ RECLAIM_POLICIES = ["Delete", "Recycle", "Retain"]
 VOLUME_MODES = ["Block", "Filesystem"]
 LIMIT_TYPES = ["Container", "Pod", "PersistentVolumeClaim"]
 MAX_SECRET_SIZE = 1024 * 1024
-NODE_PORT_RANGE = (30000, 32767)
 
 
 def validate_service(obj: Mapping[str, Any], old: Mapping[str, Any] | None) -> list[Cause]:
@@ -64,9 +63,9 @@ def validate_service(obj: Mapping[str, Any], old: Mapping[str, Any] | None) -> l
         if node_port:
             if stype == "ClusterIP":
                 causes.append(forbidden(f"{p}.nodePort", "may not be used when `type` is 'ClusterIP'"))
-            elif not NODE_PORT_RANGE[0] <= node_port <= NODE_PORT_RANGE[1]:
-                causes.append(invalid(f"{p}.nodePort", node_port, "provided port is not in the valid range. "
-                                      "The range of valid ports is 30000-32767"))
+            else:
+                # The configured range is the allocator's business (apiserver/services), as in Kubernetes.
+                causes.extend(invalid(f"{p}.nodePort", node_port, m) for m in is_port_num(node_port))
     causes.extend(validate_labels(spec.get("selector"), "spec.selector"))
     causes.extend(enum(spec.get("sessionAffinity"), "spec.sessionAffinity", SESSION_AFFINITIES,
                        required_if_empty=False))
