@@ -155,6 +155,11 @@ class Scheduler:
             self.scheduled += 1
             binder.bind(pod, result.selected_node, profile=name, explanation=record)
             return
+        if result.nominated_node and self._preemption_in_progress(pod, pi):
+            # upstream's PodEligibleToPreemptOthers: victims on the node we nominated earlier are
+            # still terminating; evicting more pods elsewhere now would be a cascade. Wait for them.
+            result.nominated_node = (pod.get("status") or {}).get("nominatedNodeName")
+            result.victims = []
         if record is not None and _same_record(pod, record):
             record = None  # nothing new to say: don't rewrite the annotation on every retry
         binder.record_failure(pod, result, profile=name, explanation=record)
@@ -162,6 +167,12 @@ class Scheduler:
             binder.preempt(pod, result, profile=name)
             # Retried when the victims' deletions arrive (a pod delete moves unschedulable pods).
         self.queue.add_unschedulable(key)
+
+    def _preemption_in_progress(self, pod: Obj, pi: PodInfo) -> bool:
+        nominated = (pod.get("status") or {}).get("nominatedNodeName")
+        ni = self.cache.snapshot.get(nominated) if nominated else None
+        return ni is not None and any(
+            (p.pod.get("metadata") or {}).get("deletionTimestamp") and p.priority < pi.priority for p in ni.pods)
 
     def _bind_failed(self, key: str, pod: Obj) -> None:
         self.cache.forget(key)
