@@ -13,6 +13,7 @@ import json
 import os
 import random
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -26,6 +27,20 @@ from .conftest import ROOT, free_port
 Obj = dict[str, Any]
 FAST_KUBELET = ["backoff_base=1", "backoff_max=8", "node_status_update_frequency=1",
                 "node_lease_renew_interval=1", "shutdown_grace_period=10"]
+
+
+def stable_port() -> int:
+    """A free port below the ephemeral range, so that it is still free when a cluster restarts on it
+    (free_port() hands out ephemeral ports, which outgoing connections may take in the meantime)."""
+    for _ in range(200):
+        port = random.randint(20000, 32000)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    return free_port()
 
 
 def random_pod_range() -> str:
@@ -123,7 +138,7 @@ class Up(_Process):
                  port: int | None = None) -> None:
         super().__init__(data_dir, f"{data_dir.name}-up.log")
         self.node_name = node_name
-        self.port = port or free_port()
+        self.port = port or stable_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.kubeconfig = data_dir / "kubeconfig.yaml"
         self.kubelet_options = list(kubelet_options)
@@ -242,6 +257,28 @@ def kill_pids(pids: Iterable[int]) -> None:
     for pid in pids:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(pid, signal.SIGKILL)
+
+
+def diagnose(kubectl: Any, selector: str = "") -> str:
+    """`kubectl get pods -o wide` and the recent events, for a failure message."""
+    args = ["-l", selector] if selector else []
+    pods = kubectl.run("get", "pods", "-o", "wide", *args, check=False)
+    events = kubectl.run("get", "events", "--sort-by=.lastTimestamp", check=False)
+    return f"\n{pods.stdout}{pods.stderr}\nevents:\n{events.stdout[-3000:]}"
+
+
+def wait_available(kubectl: Any, deployment: str, replicas: int, timeout: float = 60.0) -> None:
+    """Wait for a Deployment's availableReplicas; on timeout fail with the pods and events."""
+    deadline = time.monotonic() + timeout
+    status: Obj = {}
+    while time.monotonic() < deadline:
+        out = kubectl.run("get", "deployment", deployment, "-o", "json", check=False).stdout
+        status = json.loads(out).get("status", {}) if out else {}
+        if status.get("availableReplicas") == replicas:
+            return
+        time.sleep(0.25)
+    raise AssertionError(f"deployment {deployment}: not {replicas} available after {timeout}s; status {status}"
+                         f"{diagnose(kubectl)}")
 
 
 def wait_gone(marker: str, timeout: float = 5.0) -> list[int]:

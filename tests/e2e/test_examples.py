@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from .cluster import Up, cmdline, describe, kill_pids, pod_host_processes, wait_gone
+from .cluster import Up, cmdline, describe, kill_pids, pod_host_processes, wait_available, wait_gone
 from .conftest import ROOT, Kubectl, make_kubectl
 from .simcluster import get_json, pod_ready, wait_until
 
@@ -63,8 +63,7 @@ def test_apply_examples(env: Env) -> None:
 
 def test_web_deployment_available(env: Env) -> None:
     k = env.k
-    wait_until("web 3/3 available", lambda: get_json(k, "deployment", "web")["status"].get("availableReplicas") == 3,
-               timeout=60)
+    wait_available(k, "web", 3)
     k("rollout", "status", "deployment/web", "--timeout=30s")
     pods = web_pods(k)
     assert len(pods) == 3 and all(pod_ready(p) for p in pods)
@@ -136,10 +135,10 @@ def test_second_up_resumes_workloads(env: Env) -> None:
     k = env.k
     node = wait_until("node Ready after resume", lambda: _node_ready(k), timeout=30)
     assert node
-    wait_until("web 3/3 available after resume",
-               lambda: (get_json(k, "deployment", "web")["status"].get("availableReplicas") == 3
-                        and sum(1 for p in web_pods(k) if p["status"]["phase"] == "Running" and pod_ready(p)) == 3),
-               timeout=60)
+    wait_available(k, "web", 3)
+    wait_until("3 web pods Running and Ready after resume",
+               lambda: sum(1 for p in web_pods(k) if p["status"]["phase"] == "Running" and pod_ready(p)) == 3,
+               timeout=30)
     pods = web_pods(k)
     env.pod_names |= {p["metadata"]["name"] for p in pods}
     running = pod_host_processes({p["metadata"]["name"] for p in pods})

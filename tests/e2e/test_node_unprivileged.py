@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from .cluster import Up, describe, kill_pids, pod_host_processes
+from .cluster import Up, describe, kill_pids, pod_host_processes, wait_available
 from .conftest import ROOT, Kubectl, make_kubectl
 from .simcluster import get_json, pod_ready, wait_until
 
@@ -98,8 +98,7 @@ def test_kubeling_runs_unprivileged(env: Env) -> None:
 def test_examples_run_unprivileged(env: Env) -> None:
     k = env.k
     k("apply", "-f", str(ROOT / "examples"))
-    wait_until("web 3/3 available", lambda: get_json(k, "deployment", "web")["status"].get("availableReplicas") == 3,
-               timeout=60)
+    wait_available(k, "web", 3)
     pods = [p for p in get_json(k, "pods", "-l", "app=web")["items"] if pod_ready(p)]
     assert len(pods) == 3
     for p in pods:

@@ -22,7 +22,6 @@ What is written, as upstream:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
@@ -130,7 +129,7 @@ class Binder:
         if nominated and (pod.get("status") or {}).get("nominatedNodeName") != nominated:
             status["nominatedNodeName"] = nominated
         async with self._sem:
-            with contextlib.suppress(StatusError, APIUnavailable):
+            try:
                 if explanation is not None:
                     # Metadata is not writable through status: the annotation is its own patch.
                     body = {"metadata": {"annotations": {ANNOTATION: orjson.dumps(explanation).decode()}}}
@@ -138,6 +137,9 @@ class Binder:
                 if status:
                     await self.client.patch(PODS, name, {"status": status}, namespace=ns,
                                             patch_type="strategic", subresource="status")
+            except (StatusError, APIUnavailable) as err:
+                # The pod may be gone; the next attempt writes the condition again.
+                log.info("recording the scheduling failure of %s/%s failed: %s", ns, name, err)
         await self._event(profile, pod, "Warning", "FailedScheduling", message)
 
     # -- preemption -----------------------------------------------------------------------------

@@ -146,6 +146,11 @@ class Scheduler:
             log.exception("scheduling %s failed", key)
             self.queue.add_backoff(key, priority=pi.priority, created=_created(pod))
             return
+        if result.nominated_node and self._preemption_in_progress(pod, pi):
+            # upstream's PodEligibleToPreemptOthers: victims on the node we nominated earlier are
+            # still terminating; evicting more pods elsewhere now would be a cascade. Wait for them.
+            result.nominated_node = (pod.get("status") or {}).get("nominatedNodeName")
+            result.victims = []
         rows = BOUND_MAX_NODES if result.selected_node else MAX_NODES
         record = explanation_record(result, profile=name, max_nodes=rows, snapshot=self.cache.snapshot) \
             if self.explain else None
@@ -155,11 +160,6 @@ class Scheduler:
             self.scheduled += 1
             binder.bind(pod, result.selected_node, profile=name, explanation=record)
             return
-        if result.nominated_node and self._preemption_in_progress(pod, pi):
-            # upstream's PodEligibleToPreemptOthers: victims on the node we nominated earlier are
-            # still terminating; evicting more pods elsewhere now would be a cascade. Wait for them.
-            result.nominated_node = (pod.get("status") or {}).get("nominatedNodeName")
-            result.victims = []
         if record is not None and _same_record(pod, record):
             record = None  # nothing new to say: don't rewrite the annotation on every retry
         binder.record_failure(pod, result, profile=name, explanation=record)
