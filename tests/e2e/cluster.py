@@ -66,6 +66,8 @@ class _Process:
         raise NotImplementedError
 
     def start(self, timeout: float = 30.0) -> None:
+        if self.proc is not None:  # never lose track of a running process (an earlier test may have failed)
+            self.stop()
         self.data_dir.mkdir(parents=True, exist_ok=True)
         if self.user is not None:
             os.chown(self.data_dir, self.user, self.user)
@@ -291,20 +293,42 @@ def wait_gone(marker: str, timeout: float = 5.0) -> list[int]:
     return left
 
 
-def pod_host_processes(names: set[str]) -> list[int]:
-    """Host processes whose environment says they belong to one of these pods (HOSTNAME=<pod name>)."""
+def pod_host_processes(names: set[str], under: int | None = None) -> list[int]:
+    """Host processes whose environment says they belong to one of these pods (HOSTNAME=<pod name>).
+
+    Pod names repeat across clusters (another test run may have its own `config-demo`), so with
+    `under` only that process's descendants count; without it, only processes that no running
+    kubeling owns (orphans: no kubeling process among their ancestors) count.
+    """
     if not names:
         return []
     wanted = {f"HOSTNAME={n}".encode() for n in names}
+    parent: dict[int, int] = {}
+    for pid in all_pids():
+        fields = _stat_fields(pid)
+        if len(fields) > 1:
+            parent[pid] = int(fields[1])
+    scope = descendants(under) if under is not None else None
+
+    def owned_by_kubeling(pid: int) -> bool:
+        seen = set()
+        while pid > 1 and pid not in seen:
+            seen.add(pid)
+            pid = parent.get(pid, 0)
+            if pid > 1 and "-m kubeling" in cmdline(pid):
+                return True
+        return False
+
     found = []
-    for d in Path("/proc").iterdir():
-        if not d.name.isdigit():
+    for pid in parent:
+        if scope is not None and pid not in scope:
             continue
-        try:
-            env = (d / "environ").read_bytes().split(b"\0")
-            state = (d / "stat").read_text().rsplit(")", 1)[1].split()[0]
-        except OSError:
+        fields = _stat_fields(pid)
+        if not fields or fields[0] in ("Z", "X"):
             continue
-        if state not in ("Z", "X") and wanted.intersection(env):
-            found.append(int(d.name))
-    return found
+        if not wanted.intersection(_read(f"/proc/{pid}/environ").split(b"\0")):
+            continue
+        if scope is None and owned_by_kubeling(pid):
+            continue
+        found.append(pid)
+    return sorted(found)

@@ -116,10 +116,11 @@ def test_stop_leaves_no_pod_process_and_exits_0(env: Env) -> None:
     up = env.up
     up.remember_pod_processes()
     names = set(env.pod_names)
-    before = pod_host_processes(names)
-    assert len(before) >= 4, f"expected the web and config-demo processes, found {describe(before)}"
-    assert all("kubeling" not in cmdline(p) for p in before)
+    before = pod_host_processes(names, under=up.pid)
+    commands = [cmdline(p) for p in before]
     code = up.stop()
+    assert len(before) >= 4, f"expected the web and config-demo processes, found {commands}"
+    assert all("kubeling" not in c for c in commands)
     assert code == 0, f"kubeling up exited {code}:\n{up.log_tail()}"
     assert up.survivors() == [], f"pod processes left behind: {describe(up.survivors())}"
     left = pod_host_processes(names)
@@ -141,7 +142,7 @@ def test_second_up_resumes_workloads(env: Env) -> None:
                timeout=30)
     pods = web_pods(k)
     env.pod_names |= {p["metadata"]["name"] for p in pods}
-    running = pod_host_processes({p["metadata"]["name"] for p in pods})
+    running = pod_host_processes({p["metadata"]["name"] for p in pods}, under=up.pid)
     assert len(running) >= 3, f"the web pods run again on the host: {describe(running)}"
     assert all(re.search(r"http\.server 8080 --bind 127\.", cmdline(p)) for p in running), describe(running)
     # the other workloads came back as they were

@@ -473,8 +473,9 @@ def test_zz_stop_leaves_no_pod_process(env: Env) -> None:
     up = env.up
     up.remember_pod_processes()
     before = pids_with_marker(MARKER)
-    assert len(before) >= 4, f"expected several pod processes, found {describe(before)}"
+    listing = describe(before)
     code = up.stop()
+    assert len(before) >= 4, f"expected several pod processes, found {listing}"
     assert code == 0, f"kubeling up exited {code}:\n{up.log_tail()}"
     left = wait_gone(MARKER, 1)
     assert left == [], f"pod processes left behind: {describe(left)}"

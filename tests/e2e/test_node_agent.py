@@ -160,8 +160,9 @@ def test_stopping_agent_reschedules_its_pods(env: Env) -> None:
 
 def test_zz_stop_up_leaves_no_pod_process(env: Env) -> None:
     env.up.remember_pod_processes()
-    assert pids_with_marker(MARKER), "the rescheduled pods should be running"
+    before = pids_with_marker(MARKER)
     code = env.up.stop()
+    assert before, "the rescheduled pods should be running"
     assert code == 0, f"kubeling up exited {code}:\n{env.up.log_tail()}"
     left = wait_gone(MARKER, 1)
     assert left == [], f"pod processes left behind: {describe(left)}"

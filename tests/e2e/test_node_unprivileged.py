@@ -112,7 +112,7 @@ def test_examples_run_unprivileged(env: Env) -> None:
     res = k.run("exec", "config-demo", "--", "sh", "-c", "exit 3", check=False)
     assert res.returncode == 3, res
     env.names |= {p["metadata"]["name"] for p in pods} | {"config-demo"}
-    procs = pod_host_processes(env.names)
+    procs = pod_host_processes(env.names, under=env.up.pid)
     assert len(procs) >= 4, describe(procs)
     for pid in procs:
         assert os.stat(f"/proc/{pid}").st_uid == env.uid, f"{describe([pid])} does not run as uid {env.uid}"

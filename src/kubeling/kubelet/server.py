@@ -184,9 +184,11 @@ class NodeServer:
         try:
             async for chunk in gen:
                 await resp.write(chunk)
+            await resp.write_eof()
+        except ConnectionError:
+            pass  # the client (kubectl logs -f) went away: an ordinary end of a follow
         finally:
             await gen.aclose()
-        await resp.write_eof()
         return resp
 
     # -- exec / attach ----------------------------------------------------------------------------

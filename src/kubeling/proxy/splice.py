@@ -24,6 +24,7 @@ import asyncio
 import errno
 import logging
 import socket
+from collections.abc import Callable
 
 from kubeling.proxy.relay import Backends, ConnectionTracker
 from kubeling.proxy.rules import Endpoint
@@ -40,7 +41,7 @@ _RESOURCE_ERRORS = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
 class Splice:
     """One proxied connection: client socket <-> backend socket."""
 
-    __slots__ = ("loop", "tracker", "socks", "fds", "pending", "eof", "closed")
+    __slots__ = ("loop", "tracker", "socks", "fds", "pending", "eof", "closed", "pumps")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, client: socket.socket, backend: socket.socket,
                  tracker: ConnectionTracker) -> None:
@@ -51,36 +52,46 @@ class Splice:
         self.pending: list[bytes] = [b"", b""]  # per direction (0: client→backend), what the peer did not take
         self.eof = [False, False]
         self.closed = False
+        self.pumps: tuple[Callable[[], None], ...] = ()
 
     def start(self) -> None:
         self.tracker.conns.add(self)
-        self.loop.add_reader(self.fds[0], self._pump, 0)
-        self.loop.add_reader(self.fds[1], self._pump, 1)
+        self.pumps = (self._pump(0), self._pump(1))
+        self.loop.add_reader(self.fds[0], self.pumps[0])
+        self.loop.add_reader(self.fds[1], self.pumps[1])
 
-    def _pump(self, d: int) -> None:
-        src, dst = self.socks[d], self.socks[1 - d]
-        view = self.tracker.buffer
-        try:
-            n = src.recv_into(view)
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError:
-            self.close()
-            return
-        if not n:
-            self._half_close(d)
-            return
-        try:
-            sent = dst.send(view[:n])
-        except (BlockingIOError, InterruptedError):
-            sent = 0
-        except OSError:
-            self.close()
-            return
-        if sent < n:
-            self.pending[d] = bytes(view[sent:n])
-            self.loop.remove_reader(self.fds[d])
-            self.loop.add_writer(self.fds[1 - d], self._drain, d)
+    def _pump(self, d: int) -> Callable[[], None]:
+        """The reader callback of direction `d` (0: client→backend), with everything it needs in locals:
+        this is the hottest code of the proxy."""
+        recv_into, send, view = self.socks[d].recv_into, self.socks[1 - d].send, self.tracker.buffer
+
+        def pump() -> None:
+            try:
+                n = recv_into(view)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                self.close()
+                return
+            if not n:
+                self._half_close(d)
+                return
+            try:
+                sent = send(view[:n])
+            except (BlockingIOError, InterruptedError):
+                sent = 0
+            except OSError:
+                self.close()
+                return
+            if sent < n:
+                self._stall(d, bytes(view[sent:n]))
+        return pump
+
+    def _stall(self, d: int, rest: bytes) -> None:
+        """The peer did not take it all: stop reading this side until the rest is sent."""
+        self.pending[d] = rest
+        self.loop.remove_reader(self.fds[d])
+        self.loop.add_writer(self.fds[1 - d], self._drain, d)
 
     def _drain(self, d: int) -> None:
         data = self.pending[d]
@@ -96,7 +107,7 @@ class Splice:
             return
         self.pending[d] = b""
         self.loop.remove_writer(self.fds[1 - d])
-        self.loop.add_reader(self.fds[d], self._pump, d)
+        self.loop.add_reader(self.fds[d], self.pumps[d])
 
     def _half_close(self, d: int) -> None:
         # Reading stops while a remainder is pending, so EOF is only seen with nothing left to send.
@@ -119,6 +130,7 @@ class Splice:
             self.loop.remove_writer(fd)
         for sock in self.socks:
             sock.close()
+        self.pumps = ()  # the callbacks hold `self`: break the cycle
         self.tracker.conns.discard(self)
 
 

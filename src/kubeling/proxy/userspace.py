@@ -41,6 +41,7 @@ from kubeling.proxy.splice import TCPListener
 log = logging.getLogger(__name__)
 
 SLICE_INDEX = "service"
+_BIND_REASONS = ("PortConflict", "FailedToListen")
 
 
 def slice_service_index(obj: Mapping[str, Any]) -> list[str]:
@@ -121,7 +122,7 @@ class UserspaceProxy:
         self.listeners: dict[FrontendKey, Listener] = {}
         self.synced = asyncio.Event()  # set after the first full sync: every Service programmed once
         self._wanted: dict[str, set[FrontendKey]] = {}  # per Service: frontends of its last plan
-        self._failed: dict[str, dict[FrontendKey, str]] = {}  # per Service: frontends it could not open
+        self._failed: dict[str, dict[FrontendKey, tuple[str, str]]] = {}  # per Service: frontends it could not open
         self._reported: dict[str, set[tuple[str, str]]] = {}  # events already recorded, per Service
         self._dirty: set[str] = set()
         self._wake = asyncio.Event()
@@ -191,20 +192,20 @@ class UserspaceProxy:
         failed_before = self._failed.pop(key, {})
         for fkey in previous - plan.frontends.keys():
             self._release(key, fkey)
-        failed: dict[FrontendKey, str] = {}
+        failed: dict[FrontendKey, tuple[str, str]] = {}
         for fkey, frontend in plan.frontends.items():
             listener = self.listeners.get(fkey)
             if listener is not None and listener.service == key:
                 listener.update(frontend)
                 continue
             if listener is not None:
-                failed[fkey] = (f"{frontend.kind} {fkey[0]} {fkey[1]}:{fkey[2]} is already served for "
-                                f"Service {listener.service}; this port is not served")
+                failed[fkey] = ("PortConflict", f"{frontend.kind} {fkey[0]} {fkey[1]}:{fkey[2]} is already "
+                                                f"served for Service {listener.service}; this port is not served")
                 continue
             try:
                 await self._open(frontend)
             except OSError as err:
-                failed[fkey] = _bind_error(fkey, err)
+                failed[fkey] = ("FailedToListen", _bind_error(fkey, err))
         if svc is None:
             self._reported.pop(key, None)
             return
@@ -212,16 +213,15 @@ class UserspaceProxy:
         if failed:
             self._failed[key] = failed
         reported = self._reported.setdefault(key, set())
-        problems = [*plan.problems, *(("PortConflict" if "already served" in message else "FailedToListen",
-                                       message) for message in failed.values())]
+        problems = [*plan.problems, *failed.values()]
         for reason, message in problems:
             if (reason, message) not in reported:
                 reported.add((reason, message))
                 log.warning("service %s: %s", key, message)
                 if self.recorder is not None:
                     self.tracker.spawn(self.recorder.event(svc, "Warning", reason, message), "proxy-event")
-        if failed_before and not failed:
-            reported.clear()  # a later failure is news again
+        if failed_before and not failed:  # a later failure is news again; plan problems stay reported
+            reported.difference_update({r for r in reported if r[0] in _BIND_REASONS})
 
     async def _open(self, frontend: Frontend) -> None:
         sock = _bind_socket(frontend.key)

@@ -74,3 +74,12 @@ def test_backends_affinity_rebalances_when_endpoint_leaves() -> None:
     assert backends.pick("127.0.0.9") == remaining[0]
     backends.update((), None)
     assert backends.pick("127.0.0.9") is None
+
+
+def test_privileged_port_message_says_why() -> None:
+    import errno
+
+    from kubeling.proxy.userspace import _bind_error
+
+    message = _bind_error(("TCP", "127.43.0.5", 80), PermissionError(errno.EACCES, "Permission denied"))
+    assert "below 1024 need root or CAP_NET_BIND_SERVICE" in message and "127.43.0.5:80" in message

@@ -169,6 +169,7 @@ class CgroupManager:
             try:
                 for d in v1.values():
                     os.makedirs(d, exist_ok=True)
+                    _probe_writable(d)
                 self.version, self.base = 1, v1
                 return
             except OSError as exc:
@@ -189,6 +190,7 @@ class CgroupManager:
                 _write(os.path.join(leaf, "cgroup.procs"), str(os.getpid()))
                 _write(os.path.join(ctrl, "cgroup.subtree_control"), "+memory +cpu")
             _write(os.path.join(base, "cgroup.subtree_control"), "+memory +cpu")
+            _probe_writable(base)
         except OSError as exc:
             self.reason = f"cgroup v2 not writable: {exc}"
             return False
@@ -235,3 +237,11 @@ class CgroupManager:
                 _write(os.path.join(cg.dirs["cpu"], "cpu.cfs_quota_us"), str(quota))
             _write(os.path.join(cg.dirs["cpu"], "cpu.shares"), str(shares))
         return cg
+
+
+def _probe_writable(directory: str) -> None:
+    """Creating the parent can succeed although it belongs to someone else (another
+    kubeling running as root made it): prove we can make children in it, or raise."""
+    probe = os.path.join(directory, f".probe-{os.getpid()}")
+    os.mkdir(probe)
+    os.rmdir(probe)
