@@ -14,9 +14,11 @@ that are terminating take the traffic (KEP-1669) so that a rolling restart of
 the last replica does not black-hole connections. `internalTrafficPolicy:
 Local` filters ClusterIP traffic to endpoints on this node,
 `externalTrafficPolicy: Local` does the same for NodePort, external and
-LoadBalancer traffic. Addresses the userspace proxy cannot serve (anything
-outside loopback, unless it is the node's own address) are not served and are
-reported as problems so the caller can tell the user, never silently.
+LoadBalancer traffic. Services labelled `service.kubernetes.io/service-proxy-name`
+belong to another proxy and are skipped, as kube-proxy does. Addresses the
+userspace proxy cannot serve (anything outside loopback, unless it is the
+node's own address) are not served and are reported as problems so the caller
+can tell the user, never silently.
 """
 
 from __future__ import annotations
@@ -27,6 +29,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
+# kube-proxy's contract: a Service with this label is served by someone else (e.g. the DNS
+# component binds the kube-dns address itself), so the proxy leaves it alone.
+SERVICE_PROXY_NAME_LABEL = "service.kubernetes.io/service-proxy-name"
 DEFAULT_AFFINITY_TIMEOUT = 10800
 SUPPORTED_PROTOCOLS = ("TCP", "UDP")
 
@@ -124,8 +129,8 @@ def plan_service(service: Obj, slices: Iterable[Obj], *, node_name: str, node_ad
     plan = Plan()
     meta, spec = service.get("metadata") or {}, service.get("spec") or {}
     stype = spec.get("type") or "ClusterIP"
-    if stype == "ExternalName":
-        return plan  # a DNS alias: nothing to proxy
+    if stype == "ExternalName" or SERVICE_PROXY_NAME_LABEL in (meta.get("labels") or {}):
+        return plan  # a DNS alias, or a Service another proxy serves: nothing to do here
     key = f"{meta.get('namespace') or ''}/{meta.get('name') or ''}"
     slices = list(slices)
     affinity = _affinity_timeout(spec)

@@ -173,11 +173,13 @@ class UserspaceProxy:
 
     async def sync(self, keys: set[str]) -> None:
         """Re-plan the given Services and apply only the differences to the listeners."""
-        for key in sorted(keys):
+        for n, key in enumerate(sorted(keys), 1):
             try:
                 await self._sync_service(key)
             except Exception:  # guard: one bad Service must not stop the proxy
                 log.exception("syncing service %s failed", key)
+            if n % 500 == 0:
+                await asyncio.sleep(0)  # a full re-sync must not stall the traffic already flowing
 
     def _plan(self, key: str) -> tuple[Mapping[str, Any] | None, Plan]:
         svc = self.services.get(key)

@@ -83,3 +83,9 @@ def test_privileged_port_message_says_why() -> None:
 
     message = _bind_error(("TCP", "127.43.0.5", 80), PermissionError(errno.EACCES, "Permission denied"))
     assert "below 1024 need root or CAP_NET_BIND_SERVICE" in message and "127.43.0.5:80" in message
+
+
+def test_services_of_another_proxy_are_skipped() -> None:
+    svc = _svc()
+    svc["metadata"]["labels"] = {"service.kubernetes.io/service-proxy-name": "kubeling-dns"}
+    assert not plan_service(svc, [], node_name="a", node_address="127.0.0.1").frontends
