@@ -15,71 +15,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kubeling.api.errors import BadRequest, StatusError
+from kubeling.api.validation.labels import is_label_value, is_qualified_name
 
 # Operators by their Go `selection.Operator` spelling.
 IN, NOT_IN, EQUALS, DOUBLE_EQUALS, NOT_EQUALS = "in", "notin", "=", "==", "!="
 EXISTS, DOES_NOT_EXIST, GT, LT = "exists", "!", "gt", "lt"
 _BINARY_OPERATORS = "in, notin, =, ==, !=, gt, lt"
 
-# --- validation (k8s.io/apimachinery/pkg/util/validation) -------------------------------------
-
-_QNAME_FMT = "([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]"
-_QNAME_RE = re.compile(f"^{_QNAME_FMT}$")
-_QNAME_MSG = ("must consist of alphanumeric characters, '-', '_' or '.', and must start and end "
-              "with an alphanumeric character")
-_DNS1123_LABEL = "[a-z0-9]([-a-z0-9]*[a-z0-9])?"
-_DNS1123_SUB_FMT = _DNS1123_LABEL + "(\\." + _DNS1123_LABEL + ")*"
-_DNS1123_SUB_RE = re.compile(f"^{_DNS1123_SUB_FMT}$")
-_DNS1123_SUB_MSG = ("a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, "
-                    "'-' or '.', and must start and end with an alphanumeric character")
-_VALUE_FMT = f"({_QNAME_FMT})?"
-_VALUE_RE = re.compile(f"^{_VALUE_FMT}$")
-_VALUE_MSG = ("a valid label must be an empty string or consist of alphanumeric characters, '-', '_' "
-              "or '.', and must start and end with an alphanumeric character")
-
-
-def _regex_error(msg: str, fmt: str, *examples: str) -> str:
-    if not examples:
-        return f"{msg} (regex used for validation is '{fmt}')"
-    shown = " or ".join(f"'{e}', " for e in examples)
-    return f"{msg} (e.g. {shown}regex used for validation is '{fmt}')"
-
-
-def qualified_name_errors(value: str) -> list[str]:
-    """`validation.IsQualifiedName`: the messages for an invalid label key (empty if valid)."""
-    errs: list[str] = []
-    parts = value.split("/")
-    if len(parts) == 1:
-        name = parts[0]
-    elif len(parts) == 2:
-        prefix, name = parts
-        if not prefix:
-            errs.append("prefix part must be non-empty")
-        else:
-            if len(prefix) > 253:
-                errs.append("prefix part must be no more than 253 characters")
-            if not _DNS1123_SUB_RE.match(prefix):
-                errs.append("prefix part " + _regex_error(_DNS1123_SUB_MSG, _DNS1123_SUB_FMT, "example.com"))
-    else:
-        return ["a qualified name " + _regex_error(_QNAME_MSG, _QNAME_FMT, "MyName", "my.name", "123-abc")
-                + " with an optional DNS subdomain prefix and '/' (e.g. 'example.com/MyName')"]
-    if not name:
-        errs.append("name part must be non-empty")
-    elif len(name) > 63:
-        errs.append("name part must be no more than 63 characters")
-    if not _QNAME_RE.match(name):
-        errs.append("name part " + _regex_error(_QNAME_MSG, _QNAME_FMT, "MyName", "my.name", "123-abc"))
-    return errs
-
-
-def label_value_errors(value: str) -> list[str]:
-    """`validation.IsValidLabelValue`."""
-    errs: list[str] = []
-    if len(value) > 63:
-        errs.append("must be no more than 63 characters")
-    if not _VALUE_RE.match(value):
-        errs.append(_regex_error(_VALUE_MSG, _VALUE_FMT, "MyValue", "my_value", "12345"))
-    return errs
+# The key and value syntax checks are validation's (one implementation, Kubernetes' messages).
+qualified_name_errors = is_qualified_name
+label_value_errors = is_label_value
 
 
 def _quote(value: str) -> str:
