@@ -137,7 +137,7 @@ class Up(_Process):
 
     def __init__(self, data_dir: Path, *, node_name: str, kubelet_options: Iterable[str] = FAST_KUBELET,
                  controller_options: Iterable[str] = (), pod_ip_range: str | None = None,
-                 port: int | None = None) -> None:
+                 port: int | None = None, extra_args: Iterable[str] = ()) -> None:
         super().__init__(data_dir, f"{data_dir.name}-up.log")
         self.node_name = node_name
         self.port = port or stable_port()
@@ -146,6 +146,7 @@ class Up(_Process):
         self.kubelet_options = list(kubelet_options)
         self.controller_options = list(controller_options)
         self.pod_ip_range = pod_ip_range or random_pod_range()
+        self.extra_args = list(extra_args)  # further `kubeling up` flags, e.g. --service-cidr
 
     def _args(self) -> list[str]:
         args = ["up", "--data-dir", str(self.data_dir), "--port", str(self.port), "--no-merge-kubeconfig",
@@ -154,7 +155,7 @@ class Up(_Process):
             args += ["--kubelet-option", opt]
         for opt in self.controller_options:
             args += ["--controller-option", opt]
-        return args
+        return args + self.extra_args
 
     @property
     def token(self) -> str:

@@ -39,10 +39,11 @@ def kubectl_binary(minor: int | None) -> str | None:
 
 
 class Server:
-    """A `kubeling server` subprocess with its own data dir and kubeconfig."""
+    """A `kubeling server` subprocess with its own data dir and kubeconfig (plus any `extra_args` flags)."""
 
-    def __init__(self, data_dir: Path, port: int | None = None) -> None:
+    def __init__(self, data_dir: Path, port: int | None = None, extra_args: list[str] | None = None) -> None:
         self.data_dir = data_dir
+        self.extra_args = list(extra_args or [])
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.kubeconfig = data_dir / "kubeconfig.yaml"
@@ -55,8 +56,9 @@ class Server:
         logf = open(self.log, "a")  # noqa: SIM115 - closed with the process
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "kubeling", "server", "--data-dir", str(self.data_dir),
-             "--port", str(self.port), "--no-merge-kubeconfig"],
+             "--port", str(self.port), "--no-merge-kubeconfig", *self.extra_args],
             stdout=subprocess.PIPE, stderr=logf, text=True, env=env, start_new_session=True)
+        logf.close()  # the child holds its own copy
         deadline = time.monotonic() + timeout
         assert self.proc.stdout is not None
         while time.monotonic() < deadline:

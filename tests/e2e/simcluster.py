@@ -28,28 +28,7 @@ class ControlPlane(Server):
     """`kubeling server` with extra flags, restartable on the same data dir and port."""
 
     def __init__(self, data_dir: Path, extra_args: list[str]) -> None:
-        super().__init__(data_dir)
-        self.extra_args = extra_args
-
-    def start(self, timeout: float = 20.0) -> None:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, "KUBECONFIG": str(self.data_dir / "user-kubeconfig"), "PYTHONUNBUFFERED": "1"}
-        logf = open(self.log, "a")  # noqa: SIM115 - closed with the process
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "kubeling", "server", "--data-dir", str(self.data_dir), "--port", str(self.port),
-             "--no-merge-kubeconfig", *self.extra_args],
-            stdout=subprocess.PIPE, stderr=logf, text=True, env=env, start_new_session=True)
-        logf.close()  # the child holds its own copy
-        deadline = time.monotonic() + timeout
-        assert self.proc.stdout is not None
-        while time.monotonic() < deadline:
-            line = self.proc.stdout.readline()
-            if "is ready at" in line:
-                return
-            if not line and self.proc.poll() is not None:
-                break
-        self.stop()
-        raise RuntimeError(f"server did not start: {self.log.read_text()[-2000:]}")
+        super().__init__(data_dir, extra_args=extra_args)
 
 
 class Simulator:

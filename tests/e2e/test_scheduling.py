@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import collections
 import json
-import os
 import subprocess
 import sys
 import time
@@ -43,27 +42,8 @@ class ConfiguredServer(Server):
     """`kubeling server --scheduler-config F`: the shared fixture's Server with one more flag."""
 
     def __init__(self, data_dir: Path, scheduler_config: Path) -> None:
-        super().__init__(data_dir)
+        super().__init__(data_dir, extra_args=["--scheduler-config", str(scheduler_config)])
         self.scheduler_config = scheduler_config
-
-    def start(self, timeout: float = 20.0) -> None:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, "KUBECONFIG": str(self.data_dir / "user-kubeconfig"), "PYTHONUNBUFFERED": "1"}
-        logf = open(self.log, "a")  # noqa: SIM115 - closed with the process
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "kubeling", "server", "--data-dir", str(self.data_dir), "--port", str(self.port),
-             "--no-merge-kubeconfig", "--scheduler-config", str(self.scheduler_config)],
-            stdout=subprocess.PIPE, stderr=logf, text=True, env=env, start_new_session=True)
-        deadline = time.monotonic() + timeout
-        assert self.proc.stdout is not None
-        while time.monotonic() < deadline:
-            line = self.proc.stdout.readline()
-            if "is ready at" in line:
-                return
-            if not line and self.proc.poll() is not None:
-                break
-        self.stop()
-        raise RuntimeError(f"server did not start: {self.log.read_text()[-2000:]}")
 
 
 @pytest.fixture(scope="module")

@@ -43,10 +43,17 @@ def _node_args(p: argparse.ArgumentParser) -> None:
 
 
 def _node_options(parser: argparse.ArgumentParser, args: argparse.Namespace) -> NodeOptions:
-    from kubeling.cli.node import NodeOptions
-    return NodeOptions(node_name=args.node_name, address=args.node_address, kubelet_port=args.kubelet_port,
-                       pod_ip_range=args.pod_ip_range,
-                       kubelet=_controller_options(parser, args.kubelet_option, flag="--kubelet-option"))
+    from kubeling.cli.node import DNSOptions, NodeOptions
+    kubelet = _controller_options(parser, args.kubelet_option, flag="--kubelet-option")
+    opts = NodeOptions(node_name=args.node_name, address=args.node_address, kubelet_port=args.kubelet_port,
+                       pod_ip_range=args.pod_ip_range, kubelet=kubelet)
+    service_cidr = getattr(args, "service_cidr", None)
+    if service_cidr:
+        # Cluster DNS lives at the .10 of the service range, and pods are told so.
+        from kubeling.dns import dns_service_ip
+        opts.dns = DNSOptions(service_cidr=service_cidr)
+        kubelet.setdefault("cluster_dns", [dns_service_ip(service_cidr)])
+    return opts
 
 
 def _option_value(text: str) -> int | float | str:

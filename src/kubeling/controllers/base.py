@@ -10,9 +10,10 @@ pods cost one watch.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from kubeling.client import EventRecorder, Informer, KubeClient, Resource, WorkQueue, meta_key, run_workers
@@ -121,6 +122,25 @@ def controller_ref(obj: Obj) -> Obj | None:
         if ref.get("controller"):
             return ref
     return None
+
+
+def controller_key(obj: Obj, kind: str) -> str | None:
+    """`namespace/name` of the object's controller when that controller is a `kind`, else None."""
+    ref = controller_ref(obj)
+    if ref is None or ref.get("kind") != kind:
+        return None
+    return f"{obj['metadata']['namespace']}/{ref['name']}"
+
+
+async def run_beside(main: Awaitable[None], background: Coroutine[Any, Any, Any], *, name: str) -> None:
+    """Await `main` (a controller's `run`) with `background` running as a task, cancelled when `main` ends."""
+    task = asyncio.create_task(background, name=name)
+    try:
+        await main
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 def owner_reference(owner: Obj, *, block_owner_deletion: bool = True) -> Obj:

@@ -19,7 +19,6 @@ Existing taints keep their `timeAdded`: eviction deadlines count from it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import logging
 import time
@@ -28,7 +27,7 @@ from typing import Any
 
 from kubeling.api.errors import StatusError
 from kubeling.client import resources, split_key
-from kubeling.controllers.base import Controller, deep_copy
+from kubeling.controllers.base import Controller, deep_copy, run_beside
 from kubeling.controllers.taintmanager import NODE_NAME_INDEX, ensure_node_name_index
 
 Obj = dict[str, Any]
@@ -100,13 +99,7 @@ class NodeLifecycleController(Controller):
             self.enqueue_key(meta.get("name") or "")
 
     async def run(self) -> None:
-        task = asyncio.create_task(self._monitor(), name="node-lifecycle-monitor")
-        try:
-            await super().run()
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await run_beside(super().run(), self._monitor(), name="node-lifecycle-monitor")
 
     async def _monitor(self) -> None:
         """Silence produces no events, so every node is looked at every `node_monitor_period` seconds."""

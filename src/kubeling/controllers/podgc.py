@@ -22,7 +22,6 @@ It works on the whole pod cache at once, so it runs as one periodic key.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import logging
 import time
@@ -31,7 +30,7 @@ from typing import Any
 
 from kubeling.api.errors import StatusError
 from kubeling.client import resources
-from kubeling.controllers.base import Controller
+from kubeling.controllers.base import Controller, run_beside
 from kubeling.controllers.taintmanager import parse_time
 
 Obj = dict[str, Any]
@@ -57,13 +56,7 @@ class PodGCController(Controller):
         self._missing_since: dict[str, float] = {}
 
     async def run(self) -> None:
-        task = asyncio.create_task(self._tick(), name="podgc-tick")
-        try:
-            await super().run()
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await run_beside(super().run(), self._tick(), name="podgc-tick")
 
     async def _tick(self) -> None:
         while True:

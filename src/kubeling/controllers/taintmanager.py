@@ -20,6 +20,7 @@ import logging
 from typing import Any
 
 from kubeling.api.errors import StatusError
+from kubeling.api.taints import tolerates
 from kubeling.client import Indexer, resources
 from kubeling.controllers.base import Controller
 
@@ -42,18 +43,6 @@ def ensure_node_name_index(indexer: Indexer) -> None:
         indexer.index_keys(NODE_NAME_INDEX, "")
     except KeyError:
         indexer.add_indexer(NODE_NAME_INDEX, node_name_index)
-
-
-def tolerates(toleration: Obj, taint: Obj) -> bool:
-    """Kubernetes' Toleration.ToleratesTaint."""
-    if toleration.get("effect") and toleration.get("effect") != taint.get("effect"):
-        return False
-    if toleration.get("key") and toleration.get("key") != taint.get("key"):
-        return False
-    operator = toleration.get("operator") or "Equal"
-    if operator == "Exists":
-        return True
-    return operator == "Equal" and (toleration.get("value") or "") == (taint.get("value") or "")
 
 
 def parse_time(value: str | None) -> float | None:

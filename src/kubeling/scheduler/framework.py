@@ -26,7 +26,7 @@ from kubeling.scheduler.snapshot import NodeInfo, PodInfo, Snapshot
 __all__ = [
     "MAX_NODE_SCORE", "Code", "Status", "CycleState", "NodeInfo", "PodInfo", "Snapshot",
     "PreFilterPlugin", "FilterPlugin", "PostFilterPlugin", "PostFilterResult", "PreScorePlugin",
-    "ScorePlugin", "NormalizeScorePlugin", "Handle", "PluginFactory", "default_normalize_score",
+    "ScorePlugin", "NormalizeScorePlugin", "Handle", "PluginFactory", "default_normalize_score", "filter_each",
 ]
 
 MAX_NODE_SCORE = 100  # framework.MaxNodeScore
@@ -185,6 +185,20 @@ class Handle(Protocol):
 
 # `new(args, handle) -> plugin`: every plugin module exposes one, the registry maps names to them.
 PluginFactory = Callable[[dict[str, Any], Handle], object]
+
+
+def filter_each(filter_: Callable[[CycleState, PodInfo, NodeInfo], Status | None], state: CycleState,
+                pod: PodInfo, nodes: list[NodeInfo]) -> tuple[list[NodeInfo], list[tuple[NodeInfo, Status]]]:
+    """A batched `filter_nodes` built from a per-node `filter`: (passing nodes, (node, status) rejections)."""
+    ok: list[NodeInfo] = []
+    bad: list[tuple[NodeInfo, Status]] = []
+    for n in nodes:
+        st = filter_(state, pod, n)
+        if st is None:
+            ok.append(n)
+        else:
+            bad.append((n, st))
+    return ok, bad
 
 
 def default_normalize_score(scores: list[int], reverse: bool) -> None:

@@ -12,27 +12,12 @@ from typing import Any
 
 from kubeling.api.errors import StatusError
 from kubeling.api.labels import selector_from_label_selector
+from kubeling.api.taints import tolerates
 
 LabelMatcher = Callable[[dict[str, str]], bool]
 NodeMatcher = Callable[[dict[str, Any]], bool]
 
 NO_SCHEDULE, NO_EXECUTE, PREFER_NO_SCHEDULE = "NoSchedule", "NoExecute", "PreferNoSchedule"
-
-
-def tolerates(toleration: dict[str, Any], taint: dict[str, Any]) -> bool:
-    """`Toleration.ToleratesTaint`: effect and key match when set; Equal compares values, Exists doesn't."""
-    effect = toleration.get("effect") or ""
-    if effect and effect != taint.get("effect"):
-        return False
-    key = toleration.get("key") or ""
-    if key and key != taint.get("key"):
-        return False
-    op = toleration.get("operator") or "Equal"
-    if op == "Exists":
-        return True
-    if op == "Equal":
-        return (toleration.get("value") or "") == (taint.get("value") or "")
-    return False
 
 
 def tolerated(tolerations: list[dict[str, Any]], taint: dict[str, Any]) -> bool:

@@ -6,30 +6,20 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from aiohttp.test_utils import TestServer
 
 from kubeling.api.errors import StatusError
-from kubeling.apiserver.app import APIServer
 from kubeling.client import resources as r
 from kubeling.client.informer import Informer
 from kubeling.client.leaderelection import LeaderElector
 from kubeling.client.rest import KubeClient
-from kubeling.storage.sqlite import SQLiteStore
+from tests.unit.apiserver.live import live_apiserver
 from tests.unit.client.fake_kube_api import eventually
 
 
 @pytest.fixture
 async def real(tmp_path: Path) -> AsyncIterator[KubeClient]:
-    server = APIServer(SQLiteStore(str(tmp_path / "state.db")))
-    await server.start()
-    http = TestServer(server.app(), host="127.0.0.1")
-    await http.start_server()
-    try:
-        async with KubeClient(str(http.make_url("")).rstrip("/")) as client:
-            yield client
-    finally:
-        await http.close()
-        await server.stop()
+    async with live_apiserver(tmp_path) as (_server, client):
+        yield client
 
 
 def configmap(name: str, **labels: str) -> dict:

@@ -17,14 +17,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestServer
 
 from kubeling.api.errors import StatusError
 from kubeling.apiserver.app import APIServer
 from kubeling.client import KubeClient
 from kubeling.client.resources import PODS
 from kubeling.controllers.base import Controller, InformerFactory
-from kubeling.storage.sqlite import SQLiteStore
+from tests.unit.apiserver.live import live_apiserver
 
 Obj = dict[str, Any]
 
@@ -154,13 +153,5 @@ class Cluster:
 
 @pytest.fixture
 async def cluster(tmp_path: Path) -> AsyncIterator[Cluster]:
-    server = APIServer(SQLiteStore(str(tmp_path / "state.db")))
-    await server.start()
-    http = TestServer(server.app(), host="127.0.0.1")
-    await http.start_server()
-    try:
-        async with KubeClient(str(http.make_url("")).rstrip("/")) as client:
-            yield Cluster(client, server)
-    finally:
-        await http.close()
-        await server.stop()
+    async with live_apiserver(tmp_path) as (server, client):
+        yield Cluster(client, server)

@@ -17,14 +17,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestServer
 
 from kubeling.api.errors import StatusError
-from kubeling.apiserver.app import APIServer
 from kubeling.client import Informer, KubeClient
 from kubeling.client.resources import PODS
 from kubeling.controllers.base import Controller, InformerFactory
-from kubeling.storage.sqlite import SQLiteStore
+from tests.unit.apiserver.live import live_apiserver
 
 Obj = dict[str, Any]
 # What the fake kubelet does with a pod: "Running" (and Ready), "Succeeded", "Failed" or None (leave it Pending).
@@ -128,17 +126,9 @@ async def eventually(check: Callable[[], Any], within: float = 4.0, interval: fl
 
 @pytest.fixture(name="cluster")
 async def cluster_fixture(tmp_path: Path) -> AsyncIterator[Cluster]:
-    server = APIServer(SQLiteStore(str(tmp_path / "state.db")))
-    await server.start()
-    http = TestServer(server.app(), host="127.0.0.1")
-    await http.start_server()
-    try:
-        async with KubeClient(str(http.make_url("")).rstrip("/")) as client:
-            c = Cluster(client)
-            try:
-                yield c
-            finally:
-                await c.close()
-    finally:
-        await http.close()
-        await server.stop()
+    async with live_apiserver(tmp_path) as (_server, client):
+        c = Cluster(client)
+        try:
+            yield c
+        finally:
+            await c.close()

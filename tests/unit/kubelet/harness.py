@@ -13,14 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestServer
 
 from kubeling.api.errors import StatusError
-from kubeling.apiserver.app import APIServer
 from kubeling.client import resources as r
 from kubeling.client.rest import KubeClient
 from kubeling.kubelet.kubelet import Kubelet, KubeletOptions
-from kubeling.storage.sqlite import SQLiteStore
+from tests.unit.apiserver.live import live_apiserver
 from tests.unit.kubelet.fake_runtime import FakeRuntime
 
 Obj = dict[str, Any]
@@ -111,20 +109,13 @@ async def eventually(check: Callable[[], object], within: float = 5.0) -> None:
 
 @pytest.fixture
 async def cluster(tmp_path: Path) -> AsyncIterator[Harness]:
-    server = APIServer(SQLiteStore(str(tmp_path / "state.db")))
-    await server.start()
-    http = TestServer(server.app(), host="127.0.0.1")
-    await http.start_server()
-    client = KubeClient(str(http.make_url("")).rstrip("/"))
-    harness = Harness(client, FakeRuntime(), tmp_path / "kubelet")
-    try:
-        await harness.start_kubelet()
-        yield harness
-    finally:
-        await harness.stop_kubelet()
-        await client.close()
-        await http.close()
-        await server.stop()
+    async with live_apiserver(tmp_path) as (_server, client):
+        harness = Harness(client, FakeRuntime(), tmp_path / "kubelet")
+        try:
+            await harness.start_kubelet()
+            yield harness
+        finally:
+            await harness.stop_kubelet()
 
 
 def container(name: str, *command: str, **extra: Any) -> Obj:

@@ -10,32 +10,22 @@ from typing import Any
 
 import orjson
 import pytest
-from aiohttp.test_utils import TestServer
 
-from kubeling.apiserver.app import APIServer
 from kubeling.client import resources as r
 from kubeling.client.rest import KubeClient
 from kubeling.kubelet.simulated import NodeShape, node_object
 from kubeling.scheduler.component import Scheduler
 from kubeling.scheduler.queue import ACTIVE, BACKOFF, UNSCHEDULABLE, SchedulingQueue
 from kubeling.scheduler.record import ANNOTATION, format_record
-from kubeling.storage.sqlite import SQLiteStore
+from tests.unit.apiserver.live import live_apiserver
 
 FAST = {"lease_duration": 3.0, "renew_deadline": 2.0, "retry_period": 0.2}
 
 
 @pytest.fixture
 async def client(tmp_path: Path) -> AsyncIterator[KubeClient]:
-    server = APIServer(SQLiteStore(str(tmp_path / "state.db")))
-    await server.start()
-    http = TestServer(server.app(), host="127.0.0.1")
-    await http.start_server()
-    try:
-        async with KubeClient(str(http.make_url("")).rstrip("/")) as c:
-            yield c
-    finally:
-        await http.close()
-        await server.stop()
+    async with live_apiserver(tmp_path) as (_server, c):
+        yield c
 
 
 @contextlib.asynccontextmanager

@@ -9,13 +9,14 @@ every workload kind words the same mistake the same way.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from kubeling.api import quantity
-from kubeling.api.errors import Cause, forbidden, invalid, not_supported, required
+from kubeling.api.errors import Cause, duplicate, forbidden, invalid, not_supported, required
 from kubeling.api.validation.labels import (
     GoValue,
+    is_dns1123_label,
     is_label_value,
     is_qualified_name,
     required_detail,
@@ -35,6 +36,16 @@ def as_list(value: Any) -> list[Any]:
 
 def is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def unique_name(name: Any, path: str, seen: set[Any],
+                check: Callable[[Any], list[str]] = is_dns1123_label) -> list[Cause]:
+    """`name` at `path` passes `check` and is not already in `seen` (the caller adds it)."""
+    errs = check(name)
+    causes = [invalid(path, name, m) for m in errs]
+    if not errs and name in seen:
+        causes.append(duplicate(path, name))
+    return causes
 
 
 def nonnegative(obj: Mapping[str, Any], key: str, path: str) -> list[Cause]:

@@ -14,11 +14,18 @@ from collections.abc import Mapping
 from typing import Any
 
 from kubeling.api import quantity
-from kubeling.api.errors import Cause, duplicate, forbidden, invalid, not_supported, required
-from kubeling.api.validation.common import as_list, as_map, enum, is_int, nonnegative, resource_list
+from kubeling.api.errors import Cause, forbidden, invalid, not_supported, required
+from kubeling.api.validation.common import (
+    as_list,
+    as_map,
+    enum,
+    is_int,
+    nonnegative,
+    resource_list,
+    unique_name,
+)
 from kubeling.api.validation.labels import (
     is_config_map_key,
-    is_dns1123_label,
     is_env_var_name,
     is_port_name,
     is_port_num,
@@ -51,10 +58,7 @@ def validate_ports(ports: Any, path: str) -> list[Cause]:
         port, p = as_map(port), f"{path}[{i}]"
         name = port.get("name")
         if name:
-            errs = is_port_name(str(name))
-            causes.extend(invalid(f"{p}.name", name, m) for m in errs)
-            if not errs and name in names:
-                causes.append(duplicate(f"{p}.name", name))
+            causes.extend(unique_name(name, f"{p}.name", names, check=lambda n: is_port_name(str(n))))
             names.add(name)
         cport = port.get("containerPort")
         if not cport:
@@ -232,10 +236,7 @@ def validate_container_lists(spec: Mapping[str, Any], path: str, volumes: set[st
             if not name:
                 causes.append(required(f"{p}.name"))
             else:
-                errs = is_dns1123_label(name)
-                causes.extend(invalid(f"{p}.name", name, m) for m in errs)
-                if not errs and name in names:
-                    causes.append(duplicate(f"{p}.name", name))
+                causes.extend(unique_name(name, f"{p}.name", names))
                 names.add(name)
             causes.extend(validate_container(ctr, p, volumes=volumes, regular=regular))
     return causes

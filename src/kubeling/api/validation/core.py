@@ -12,13 +12,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from kubeling.api import quantity
-from kubeling.api.errors import Cause, duplicate, forbidden, invalid, not_supported, required, too_long
-from kubeling.api.validation.common import as_list, as_map, enum, immutable, resource_list
+from kubeling.api.errors import Cause, forbidden, invalid, not_supported, required, too_long
+from kubeling.api.validation.common import as_list, as_map, enum, immutable, resource_list, unique_name
 from kubeling.api.validation.containers import PROTOCOLS, port_num_or_name
 from kubeling.api.validation.labels import (
     GoValue,
     is_config_map_key,
-    is_dns1123_label,
     is_dns1123_subdomain,
     is_port_num,
     required_detail,
@@ -50,10 +49,7 @@ def validate_service(obj: Mapping[str, Any], old: Mapping[str, Any] | None) -> l
         if len(ports) > 1 and not name:
             causes.append(required(f"{p}.name"))
         elif name:
-            errs = is_dns1123_label(name)
-            causes.extend(invalid(f"{p}.name", name, m) for m in errs)
-            if not errs and name in names:
-                causes.append(duplicate(f"{p}.name", name))
+            causes.extend(unique_name(name, f"{p}.name", names))
         names.add(name)
         causes.extend(invalid(f"{p}.port", port.get("port") or 0, m) for m in is_port_num(port.get("port")))
         causes.extend(enum(port.get("protocol"), f"{p}.protocol", PROTOCOLS))

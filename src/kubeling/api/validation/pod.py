@@ -13,8 +13,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from kubeling.api.errors import Cause, duplicate, forbidden, invalid, not_supported, required
-from kubeling.api.validation.common import as_list, as_map, enum, is_int, nonnegative
+from kubeling.api.errors import Cause, forbidden, invalid, not_supported, required
+from kubeling.api.validation.common import as_list, as_map, enum, is_int, nonnegative, unique_name
 from kubeling.api.validation.containers import validate_container_lists
 from kubeling.api.validation.labels import (
     is_dns1123_label,
@@ -54,10 +54,7 @@ def validate_volumes(volumes: Any, path: str) -> tuple[set[str], list[Cause]]:
         if not name:
             causes.append(required(f"{p}.name"))
         else:
-            errs = is_dns1123_label(name)
-            causes.extend(invalid(f"{p}.name", name, m) for m in errs)
-            if not errs and name in names:
-                causes.append(duplicate(f"{p}.name", name))
+            causes.extend(unique_name(name, f"{p}.name", names))
             names.add(name)
         sources = [s for s in VOLUME_SOURCES if vol.get(s) is not None]
         if not sources:

@@ -22,7 +22,14 @@ from typing import Any
 from kubeling.api.errors import StatusError
 from kubeling.client.resources import CONTROLLERREVISIONS, DAEMONSETS, NODES, PODS
 from kubeling.controllers import podstate
-from kubeling.controllers.base import Controller, controller_ref, deep_copy, is_being_deleted, owner_reference
+from kubeling.controllers.base import (
+    Controller,
+    controller_key,
+    controller_ref,
+    deep_copy,
+    is_being_deleted,
+    owner_reference,
+)
 from kubeling.controllers.daemonset import placement
 from kubeling.controllers.expectations import Expectations
 from kubeling.controllers.history import (
@@ -71,10 +78,7 @@ class DaemonSetController(Controller):
     # ---- handlers --------------------------------------------------------------------------------
 
     def _owner_key(self, pod: Obj) -> str | None:
-        ref = controller_ref(pod)
-        if ref is None or ref.get("kind") != "DaemonSet":
-            return None
-        return f"{pod['metadata']['namespace']}/{ref['name']}"
+        return controller_key(pod, "DaemonSet")
 
     def _pod_added(self, pod: Obj) -> None:
         if (key := self._owner_key(pod)) is not None:

@@ -16,6 +16,8 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from kubeling.api.taints import tolerates
+
 Obj = dict[str, Any]
 
 # `util.AddOrUpdateDaemonPodTolerations`: (key, effect) every daemon pod tolerates.
@@ -38,20 +40,6 @@ def daemon_tolerations(pod_spec: Obj) -> list[Obj]:
         if not any(t.get("key") == key and t.get("effect") == effect for t in tolerations):
             tolerations.append({"key": key, "operator": "Exists", "effect": effect})
     return tolerations
-
-
-def tolerates(toleration: Obj, taint: Obj) -> bool:
-    """`Toleration.ToleratesTaint`."""
-    effect = toleration.get("effect") or ""
-    if effect and effect != taint.get("effect"):
-        return False
-    key = toleration.get("key") or ""
-    if key and key != taint.get("key"):
-        return False
-    op = toleration.get("operator") or "Equal"
-    if op == "Exists":
-        return True
-    return op == "Equal" and (toleration.get("value") or "") == (taint.get("value") or "")
 
 
 def _requirement_matches(expr: Obj, values_of: dict[str, str]) -> bool:

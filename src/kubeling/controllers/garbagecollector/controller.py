@@ -27,13 +27,12 @@ an owner was merely not yet *seen* would be unrecoverable.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from typing import Any
 
 from kubeling.api.errors import StatusError
 from kubeling.client import Resource, resource_for_kind
-from kubeling.controllers.base import Controller
+from kubeling.controllers.base import Controller, run_beside
 from kubeling.controllers.discovery import discover, group_of
 from kubeling.controllers.garbagecollector.graph import Change, Graph, Node
 
@@ -68,13 +67,7 @@ class GarbageCollector(Controller):
 
     async def run(self) -> None:
         await self.sync_monitors()
-        task = asyncio.create_task(self._rediscover(), name="gc-discovery")
-        try:
-            await super().run()
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await run_beside(super().run(), self._rediscover(), name="gc-discovery")
 
     async def _rediscover(self) -> None:
         while True:

@@ -24,7 +24,7 @@ from typing import Any
 from kubeling.api.errors import StatusError
 from kubeling.client.resources import JOBS, PODS
 from kubeling.controllers import podstate
-from kubeling.controllers.base import Controller, controller_ref, deep_copy, owner_reference
+from kubeling.controllers.base import Controller, controller_key, controller_ref, deep_copy, owner_reference
 from kubeling.controllers.expectations import Expectations
 from kubeling.controllers.job import tracking
 from kubeling.controllers.job.tracking import COMPLETION_INDEX, TRACKING_FINALIZER
@@ -55,10 +55,7 @@ class JobController(Controller):
     # ---- handlers --------------------------------------------------------------------------------
 
     def _owner_key(self, pod: Obj) -> str | None:
-        ref = controller_ref(pod)
-        if ref is None or ref.get("kind") != "Job":
-            return None
-        return f"{pod['metadata']['namespace']}/{ref['name']}"
+        return controller_key(pod, "Job")
 
     def _pod_added(self, pod: Obj) -> None:
         if (key := self._owner_key(pod)) is not None:

@@ -25,6 +25,7 @@ from kubeling.scheduler.framework import (
     PodInfo,
     Snapshot,
     Status,
+    filter_each,
 )
 from kubeling.scheduler.snapshot import AffinityTerm
 
@@ -114,16 +115,7 @@ class InterPodAffinity:
 
     def filter_nodes(self, state: CycleState, pod: PodInfo, nodes: list[NodeInfo]
                      ) -> tuple[list[NodeInfo], list[tuple[NodeInfo, Status]]]:
-        ok: list[NodeInfo] = []
-        bad: list[tuple[NodeInfo, Status]] = []
-        f = self.filter
-        for n in nodes:
-            st = f(state, pod, n)
-            if st is None:
-                ok.append(n)
-            else:
-                bad.append((n, st))
-        return ok, bad
+        return filter_each(self.filter, state, pod, nodes)
 
     # --- score ----------------------------------------------------------------------------
 

@@ -25,6 +25,7 @@ from kubeling.scheduler.framework import (
     PodInfo,
     Snapshot,
     Status,
+    filter_each,
 )
 from kubeling.scheduler.helpers import LabelMatcher, compile_label_selector, required_node_matcher
 from kubeling.scheduler.plugins.tainttoleration import untolerated_hard_taint
@@ -147,14 +148,7 @@ class PodTopologySpread:
                 else:
                     bad.append((n, _SKEWED))
             return ok, bad
-        f = self.filter
-        for n in nodes:
-            st = f(state, pod, n)
-            if st is None:
-                ok.append(n)
-            else:
-                bad.append((n, st))
-        return ok, bad
+        return filter_each(self.filter, state, pod, nodes)
 
     def pre_score(self, state: CycleState, pod: PodInfo, snapshot: Snapshot, nodes: list[NodeInfo]) -> Status | None:
         constraints = _constraints(pod, "ScheduleAnyway")
