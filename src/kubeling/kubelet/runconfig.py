@@ -97,8 +97,10 @@ def container_resources(container: Obj) -> Resources:
 
 
 def check_runnable(container: Obj) -> None:
-    """The process runtime runs host binaries: without `command` there is nothing to start."""
-    if not container.get("command"):
+    """The process runtime runs host binaries, as if every image had an empty ENTRYPOINT: `args`
+    alone then is the argv (what `kubectl run x --image=y -- sleep 60` sends), as with an OCI
+    image without an entrypoint. With neither `command` nor `args` there is nothing to start."""
+    if not container.get("command") and not container.get("args"):
         raise ContainerConfigError(
             f"container {container.get('name')} has no command: the process runtime runs host binaries only; "
             f"set command", reason=CREATE_CONTAINER_ERROR, retry=False)

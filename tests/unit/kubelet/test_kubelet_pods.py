@@ -152,6 +152,15 @@ async def test_container_without_command_is_a_clear_error(cluster: Harness) -> N
     assert not cluster.runtime.containers
 
 
+async def test_args_alone_are_the_argv(cluster: Harness) -> None:  # noqa: F811
+    # `kubectl run x --image=busybox -- sleep 60` sends args without command: like an image
+    # without an ENTRYPOINT, the args are what runs.
+    await cluster.create_pod("argsonly", [{"name": "web", "image": "busybox", "args": ["sleep", "60"]}])
+    pod = await cluster.wait_pod("argsonly", running)
+    assert cstatus(pod, "web")["restartCount"] == 0
+    assert cluster.runtime.running("web")
+
+
 async def test_image_change_restarts_the_container(cluster: Harness) -> None:  # noqa: F811
     await cluster.create_pod("upd", [container("app")], restartPolicy="Never")
     await cluster.wait_pod("upd", running)
