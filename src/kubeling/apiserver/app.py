@@ -79,6 +79,12 @@ class APIServer:
         await self.services.start(self.rest, self.registry, self.advertise_address)
         self.ready = True
 
+    async def end_watches(self) -> None:
+        """End every open watch stream (clients relist or re-watch elsewhere), as on shutdown."""
+        self.ready = False
+        with contextlib.suppress(Exception):
+            await self.watch_cache.stop()
+
     async def stop(self) -> None:
         self.ready = False
         await self.services.stop()

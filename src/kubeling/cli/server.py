@@ -57,7 +57,9 @@ async def serve(data_dir: Path, bind: str, port: int, *, merge_kubeconfig: bool 
     except ValueError as exc:  # a bad --service-cidr / --service-node-port-range
         raise StartupError(str(exc)) from exc
     await server.start()
-    runner = web.AppRunner(server.app(), access_log=None, handle_signals=False)
+    # Open watches would hold a shutdown for aiohttp's whole grace period; they are ended first
+    # (server.end_watches) and whatever is left gets a short grace.
+    runner = web.AppRunner(server.app(), access_log=None, handle_signals=False, shutdown_timeout=2.0)
     await runner.setup()
     site = web.TCPSite(runner, bind, port, backlog=1024, reuse_address=True)
     try:
@@ -97,6 +99,7 @@ async def serve(data_dir: Path, bind: str, port: int, *, merge_kubeconfig: bool 
         code = 1
     finally:
         await client.close()
+        await server.end_watches()
         await runner.shutdown()
         await runner.cleanup()
         await server.stop()
