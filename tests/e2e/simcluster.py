@@ -31,6 +31,15 @@ class ControlPlane(Server):
         super().__init__(data_dir, extra_args=extra_args)
 
 
+class Cluster:
+    """What a module's `cluster` fixture hands its tests: the control plane, a kubectl, the module's tmp dir."""
+
+    def __init__(self, server: ControlPlane, kubectl: Kubectl, tmp: Path) -> None:
+        self.server = server
+        self.kubectl = kubectl
+        self.tmp = tmp
+
+
 class Simulator:
     """`kubeling simulate --nodes N --name-prefix P`: nodes P-0 … P-(N-1) until stopped."""
 

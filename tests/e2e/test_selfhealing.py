@@ -11,13 +11,21 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from .conftest import Kubectl, make_kubectl
-from .simcluster import ControlPlane, PodWatch, Simulator, get_json, pod_ready, stop_server, wait_until
+from .simcluster import (
+    Cluster,
+    ControlPlane,
+    PodWatch,
+    Simulator,
+    get_json,
+    pod_ready,
+    stop_server,
+    wait_until,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -26,13 +34,6 @@ NODES = ["sim-0", "sim-1", "sim-2"]
 # Simulated nodes renew their Lease every 8–10 s, so the grace period must stay above 10 s.
 GRACE_PERIOD = 15
 EVICTION_TIMEOUT = 2
-
-
-class Cluster:
-    def __init__(self, server: ControlPlane, kubectl: Kubectl, tmp: Path) -> None:
-        self.server = server
-        self.kubectl = kubectl
-        self.tmp = tmp
 
 
 @pytest.fixture(scope="module")

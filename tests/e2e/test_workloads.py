@@ -11,25 +11,26 @@ import json
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from .conftest import Kubectl, make_kubectl
-from .simcluster import ControlPlane, PodWatch, Simulator, get_json, pod_ready, stop_server, wait_until
+from .simcluster import (
+    Cluster,
+    ControlPlane,
+    PodWatch,
+    Simulator,
+    get_json,
+    pod_ready,
+    stop_server,
+    wait_until,
+)
 
 pytestmark = pytest.mark.e2e
 
 Obj = dict[str, Any]
 NODES = ["sim-0", "sim-1", "sim-2"]
-
-
-class Cluster:
-    def __init__(self, server: ControlPlane, kubectl: Kubectl, tmp: Path) -> None:
-        self.server = server
-        self.kubectl = kubectl
-        self.tmp = tmp
 
 
 @pytest.fixture(scope="module")

@@ -8,15 +8,12 @@ line instead of registering a node.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import logging
 import signal
-import sys
 from pathlib import Path
 
 from kubeling.api.errors import StatusError
 from kubeling.cli.node import NodeOptions, node_component, proxy_component
-from kubeling.cli.supervisor import ComponentDied, supervise
+from kubeling.cli.supervisor import ComponentDied, run_process, supervise
 from kubeling.client import APIUnavailable, KubeClient
 
 
@@ -62,14 +59,4 @@ async def _agent(server: str, token: str, data_dir: Path, opts: NodeOptions) -> 
 
 
 def run(server: str, token: str, data_dir: Path, opts: NodeOptions) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
-        return asyncio.run(_agent(server.rstrip("/"), token, data_dir, opts))
-    except JoinRefused as exc:
-        print(f"kubeling: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        return 0
-    finally:
-        with contextlib.suppress(Exception):
-            logging.shutdown()
+    return run_process(_agent(server.rstrip("/"), token, data_dir, opts), fatal=JoinRefused)

@@ -8,11 +8,9 @@ line on stderr and exit code 1.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import errno
 import logging
 import signal
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,7 +21,7 @@ from kubeling.apiserver.app import APIServer
 from kubeling.apiserver.services import DEFAULT_NODE_PORT_RANGE, DEFAULT_SERVICE_CIDR
 from kubeling.cli import kubeconfig
 from kubeling.cli.node import NodeOptions, dns_component, node_component, proxy_component
-from kubeling.cli.supervisor import Component, ComponentDied, supervise
+from kubeling.cli.supervisor import Component, ComponentDied, run_process, supervise
 from kubeling.client import KubeClient
 from kubeling.storage.sqlite import SQLiteStore
 
@@ -150,14 +148,5 @@ class ServerOptions:
 
 def run(data_dir: Path, bind: str, port: int, *, merge_kubeconfig: bool = True,
         options: ServerOptions | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
-        return asyncio.run(serve(data_dir, bind, port, merge_kubeconfig=merge_kubeconfig, options=options))
-    except StartupError as exc:
-        print(f"kubeling: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        return 0
-    finally:
-        with contextlib.suppress(Exception):
-            logging.shutdown()
+    return run_process(serve(data_dir, bind, port, merge_kubeconfig=merge_kubeconfig, options=options),
+                       fatal=StartupError)

@@ -8,8 +8,9 @@ import asyncio
 import contextlib
 import logging
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
+from typing import Any
 
 log = logging.getLogger("kubeling.supervisor")
 
@@ -57,3 +58,19 @@ async def supervise(components: list[Component], stop: asyncio.Event) -> None:
         for task in tasks:
             with contextlib.suppress(BaseException):
                 await task
+
+
+def run_process(main: Coroutine[Any, Any, int], *, fatal: type[BaseException]) -> int:
+    """A long-running command's process body (`kubeling server`, `agent`): log at INFO, run `main`
+    to its exit code; a `fatal` error is printed and exits 1, Ctrl-C exits 0."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return asyncio.run(main)
+    except fatal as exc:
+        print(f"kubeling: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        with contextlib.suppress(Exception):
+            logging.shutdown()

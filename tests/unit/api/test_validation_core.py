@@ -7,28 +7,17 @@ from typing import Any
 
 import pytest
 
-from kubeling.api.defaults import apply_defaults
-from kubeling.api.registry import Registry
-from kubeling.api.validation import validate
+from tests.unit.api.validation_cases import causes as shared_causes
+from tests.unit.api.validation_cases import resource_info
 
-REG = Registry()
 PORT_RANGE = "must be between 1 and 65535, inclusive"
 CONFIG_KEY_MSG = ("a valid config key must consist of alphanumeric characters, '-', '_' or '.' (e.g. 'key.name',  "
                   "or 'KEY_NAME',  or 'key-name', regex used for validation is '[-._a-zA-Z0-9]+')")
 
 
-def _info(key: str) -> Any:
-    return next(i for i in REG.all() if i.key == key)
-
-
 def causes(key: str, obj: dict[str, Any], old: dict[str, Any] | None = None) -> list[str]:
-    """Default then validate, as the server does; "field: message" per cause."""
-    obj = copy.deepcopy(obj)
-    apply_defaults(_info(key), obj)
-    if old is not None:
-        old = copy.deepcopy(old)
-        apply_defaults(_info(key), old)
-    return [f"{c.field}: {c.message}" for c in validate(_info(key), obj, old)]
+    """Default then validate, as the server does (the old object too); "field: message" per cause."""
+    return shared_causes(key, obj, old, default_old=True)
 
 
 def pod(**spec: Any) -> dict[str, Any]:
@@ -249,7 +238,7 @@ STORAGE_CASES = [
                          ids=["pvc-access-modes", "pvc-storage", "pvc-mode-enum", "pv-capacity", "quota-hard",
                               "limitrange-type"])
 def test_storage_and_quota(key: str, body: dict[str, Any], expected: list[str]) -> None:
-    namespaced = _info(key).namespaced
+    namespaced = resource_info(key).namespaced
     meta = {"name": "x", "namespace": "default"} if namespaced else {"name": "x"}
     assert causes(key, {"metadata": meta, **body}) == expected
 

@@ -8,12 +8,10 @@ from typing import Any
 import pytest
 
 from kubeling.api import errors
-from kubeling.api.defaults import apply_defaults
-from kubeling.api.registry import Registry
 from kubeling.api.validation import validate
 from kubeling.api.validation.labels import is_label_value, is_port_name, is_qualified_name
+from tests.unit.api.validation_cases import causes, resource_info
 
-REG = Registry()
 SUBDOMAIN_MSG = ("a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', "
                  "and must start and end with an alphanumeric character (e.g. 'example.com', regex used for "
                  "validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')")
@@ -29,17 +27,6 @@ QUALIFIED_NAME_PART = ("name part must consist of alphanumeric characters, '-', 
 LABEL_VALUE_MSG = ("a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', "
                    "and must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or "
                    "'12345', regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')")
-
-
-def _info(key: str) -> Any:
-    return next(i for i in REG.all() if i.key == key)
-
-
-def causes(key: str, obj: dict[str, Any], old: dict[str, Any] | None = None) -> list[str]:
-    """Default then validate, as the server does; "field: message" per cause."""
-    obj = copy.deepcopy(obj)
-    apply_defaults(_info(key), obj)
-    return [f"{c.field}: {c.message}" for c in validate(_info(key), obj, old)]
 
 
 def cm(**meta: Any) -> dict[str, Any]:
@@ -94,7 +81,7 @@ def test_identity_fields_are_immutable(field: str) -> None:
 
 
 def test_custom_resources_get_metadata_validation_only() -> None:
-    crd_info = copy.copy(_info("configmaps"))
+    crd_info = copy.copy(resource_info("configmaps"))
     crd_info.crd = {"spec": {}}
     crd_info.resource, crd_info.group = "widgets", "example.com"
     obj = {"metadata": {"name": "Bad", "namespace": "d"}, "data": {"bad key!": 1}}
@@ -102,7 +89,7 @@ def test_custom_resources_get_metadata_validation_only() -> None:
 
 
 def test_invalid_renders_like_kubernetes() -> None:
-    info = _info("configmaps")
+    info = resource_info("configmaps")
     err = errors.Invalid(info.kind, "", validate(info, cm()), info.group)
     assert err.message == 'ConfigMap "" is invalid: metadata.name: Required value: name or generateName is required'
 

@@ -9,22 +9,9 @@ import pytest
 
 from kubeling.api import errors
 from kubeling.api.defaults import apply_defaults, apply_job_selector
-from kubeling.api.registry import Registry
 from kubeling.api.validation import validate
 from kubeling.api.validation.batch import parse_schedule
-
-REG = Registry()
-
-
-def _info(key: str) -> Any:
-    return next(i for i in REG.all() if i.key == key)
-
-
-def causes(key: str, obj: dict[str, Any], old: dict[str, Any] | None = None) -> list[str]:
-    """Default then validate, as the server does; "field: message" per cause."""
-    obj = copy.deepcopy(obj)
-    apply_defaults(_info(key), obj)
-    return [f"{c.field}: {c.message}" for c in validate(_info(key), obj, old)]
+from tests.unit.api.validation_cases import causes, resource_info
 
 
 def template(labels: dict[str, str] | None = None, **spec: Any) -> dict[str, Any]:
@@ -123,7 +110,7 @@ def test_apps(key: str, obj: dict[str, Any], expected: list[str]) -> None:
 
 
 def test_message_as_kubectl_prints_it() -> None:
-    info = _info("deployments.apps")
+    info = resource_info("deployments.apps")
     obj = workload("Deployment", template={"metadata": {"labels": {"app": "x"}},
                                            "spec": {"containers": [{"image": "nginx"}]}})
     apply_defaults(info, obj)
@@ -135,7 +122,7 @@ def test_message_as_kubectl_prints_it() -> None:
 def test_selector_is_immutable(key: str) -> None:
     kind = {"deployments.apps": "Deployment", "replicasets.apps": "ReplicaSet", "daemonsets.apps": "DaemonSet"}[key]
     old = workload(kind)
-    apply_defaults(_info(key), old)
+    apply_defaults(resource_info(key), old)
     new = workload(kind, selector={"matchLabels": {"app": "x", "tier": "web"}},
                    template=template({"app": "x", "tier": "web"}))
     assert causes(key, new, old) == [
@@ -145,7 +132,7 @@ def test_selector_is_immutable(key: str) -> None:
 
 def test_statefulset_update_forbids_other_fields() -> None:
     old = workload("StatefulSet", serviceName="a")
-    apply_defaults(_info("statefulsets.apps"), old)
+    apply_defaults(resource_info("statefulsets.apps"), old)
     assert causes("statefulsets.apps", workload("StatefulSet", serviceName="a", replicas=3), old) == []
     out = causes("statefulsets.apps", workload("StatefulSet", serviceName="b"), old)
     assert out == ["spec: Forbidden: updates to statefulset spec for fields other than 'replicas', 'ordinals', "
@@ -221,7 +208,7 @@ def test_cronjob_name_length() -> None:
 
 
 def test_job_update_after_generated_selector() -> None:
-    info = _info("jobs.batch")
+    info = resource_info("jobs.batch")
     old = job()
     apply_defaults(info, old)
     old["metadata"]["uid"] = "1234"

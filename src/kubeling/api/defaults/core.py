@@ -12,15 +12,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from kubeling.api.defaults.pod import _dict
+
 Obj = dict[str, Any]
-
-
-def _dict(parent: Obj, key: str) -> Obj:
-    value = parent.get(key)
-    if not isinstance(value, dict):
-        value = {}
-        parent[key] = value
-    return value
 
 
 def default_service(obj: Obj) -> None:

@@ -31,6 +31,7 @@ _DEFAULT_MODE = 420  # 0644, what secret/configMap/projected/downwardAPI volumes
 
 
 def _dict(parent: Obj, key: str) -> Obj:
+    """`parent[key]` as a dict, replacing a missing or non-dict value with a fresh one (shared by core/workloads)."""
     value = parent.get(key)
     if not isinstance(value, dict):
         value = {}

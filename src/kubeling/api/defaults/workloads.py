@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from kubeling.api.defaults.core import default_pvc_spec
-from kubeling.api.defaults.pod import default_pod_template
+from kubeling.api.defaults.pod import _dict, default_pod_template
 
 Obj = dict[str, Any]
 
@@ -22,14 +22,6 @@ CONTROLLER_UID_LABEL = "batch.kubernetes.io/controller-uid"
 JOB_NAME_LABEL = "batch.kubernetes.io/job-name"
 LEGACY_CONTROLLER_UID_LABEL = "controller-uid"
 LEGACY_JOB_NAME_LABEL = "job-name"
-
-
-def _dict(parent: Obj, key: str) -> Obj:
-    value = parent.get(key)
-    if not isinstance(value, dict):
-        value = {}
-        parent[key] = value
-    return value
 
 
 def default_deployment(obj: Obj) -> None:

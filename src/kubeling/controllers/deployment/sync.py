@@ -19,7 +19,8 @@ from kubeling.api.errors import StatusError
 from kubeling.client.resources import REPLICASETS
 from kubeling.controllers.base import controller_ref, deep_copy, owner_reference
 from kubeling.controllers.deployment import util
-from kubeling.controllers.replicaset.podutil import now_utc, parse_time
+from kubeling.controllers.podstate import parse_time
+from kubeling.controllers.replicaset.podutil import now_utc
 
 if TYPE_CHECKING:
     from kubeling.controllers.deployment.controller import DeploymentController

@@ -15,7 +15,8 @@ from typing import Any
 
 import orjson
 
-from kubeling.controllers.replicaset.podutil import format_time, parse_time
+from kubeling.controllers.history import fnv32a, safe_encode
+from kubeling.controllers.podstate import format_time, parse_time
 
 Obj = dict[str, Any]
 
@@ -42,24 +43,10 @@ FAILED_RS_CREATE = "ReplicaSetCreateError"
 MIN_AVAILABLE = "MinimumReplicasAvailable"
 MIN_UNAVAILABLE = "MinimumReplicasUnavailable"
 
-_ALPHANUMS = "bcdfghjklmnpqrstvwxz2456789"  # apimachinery rand.SafeEncodeString: no vowels, no 0/1/3
 MAX_INT32 = 2**31 - 1
 
 
 # ---- hashing ---------------------------------------------------------------------------------
-
-def _fnv32a(data: bytes) -> int:
-    h = 0x811C9DC5
-    for byte in data:
-        h ^= byte
-        h = (h * 0x01000193) & 0xFFFFFFFF
-    return h
-
-
-def safe_encode(s: str) -> str:
-    """`rand.SafeEncodeString`: map each character onto an alphabet that cannot spell words."""
-    return "".join(_ALPHANUMS[ord(c) % len(_ALPHANUMS)] for c in s)
-
 
 def compute_hash(template: Obj, collision_count: int | None) -> str:
     """`ComputeHash`: FNV-32a of the template (canonical JSON here, Go's spew there) + collisionCount.
@@ -71,7 +58,7 @@ def compute_hash(template: Obj, collision_count: int | None) -> str:
     data = orjson.dumps(template, option=orjson.OPT_SORT_KEYS)
     if collision_count is not None:
         data += (collision_count & 0xFFFFFFFF).to_bytes(4, "little") + b"\0\0\0\0"
-    return safe_encode(str(_fnv32a(data)))
+    return safe_encode(str(fnv32a(data)))
 
 
 def template_without_hash(template: Obj) -> Obj:

@@ -70,10 +70,7 @@ def format_indexes(indexes: set[int]) -> str:
 
 
 def condition(job: Obj, type_: str) -> Obj | None:
-    for cond in (job.get("status") or {}).get("conditions") or []:
-        if cond.get("type") == type_:
-            return cond
-    return None
+    return podstate.pod_condition(job, type_)  # any object's status.conditions, not only a pod's
 
 
 def is_finished(job: Obj) -> bool:

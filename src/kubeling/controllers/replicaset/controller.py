@@ -21,15 +21,14 @@ from kubeling.api.labels import selector_from_label_selector
 from kubeling.client import meta_key
 from kubeling.client.resources import PODS, REPLICASETS
 from kubeling.controllers.base import Controller, controller_ref, deep_copy, is_being_deleted, owner_reference
+from kubeling.controllers.podstate import format_time, parse_time
 from kubeling.controllers.replicaset.claims import ControllerRefManager, recheck_deletion
 from kubeling.controllers.replicaset.expectations import UIDTrackingExpectations
 from kubeling.controllers.replicaset.podutil import (
-    format_time,
     is_pod_active,
     is_pod_available,
     is_pod_ready,
     now_utc,
-    parse_time,
     pod_from_template,
     rank_pods_for_deletion,
     slow_start_batch,

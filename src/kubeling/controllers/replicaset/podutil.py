@@ -18,6 +18,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from kubeling.controllers.podstate import parse_time, pod_condition
+
 Obj = dict[str, Any]
 
 DELETION_COST_ANNOTATION = "controller.kubernetes.io/pod-deletion-cost"
@@ -32,21 +34,6 @@ def now_utc() -> datetime:
     return datetime.now(UTC)
 
 
-def format_time(t: datetime) -> str:
-    """metav1.Time on the wire: RFC 3339, second precision, UTC."""
-    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def parse_time(value: str | None) -> datetime | None:
-    """Parse an RFC 3339 timestamp (with or without fractional seconds); None when unset or invalid."""
-    if not value:
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-
-
 def is_pod_active(pod: Obj) -> bool:
     """`controller.IsPodActive`: not Succeeded/Failed and not being deleted."""
     phase = (pod.get("status") or {}).get("phase")
@@ -54,10 +41,7 @@ def is_pod_active(pod: Obj) -> bool:
 
 
 def ready_condition(pod: Obj) -> Obj | None:
-    for cond in (pod.get("status") or {}).get("conditions") or []:
-        if cond.get("type") == "Ready":
-            return cond  # type: ignore[no-any-return]
-    return None
+    return pod_condition(pod, "Ready")
 
 
 def is_pod_ready(pod: Obj) -> bool:
