@@ -53,18 +53,23 @@ class DNSServer:
         self._tasks: set[asyncio.Task[Any]] = set()
 
     async def start(self) -> None:
-        """Bind UDP then TCP on the same port (port 0: the kernel picks one, shared by both)."""
+        """Bind UDP then TCP on the same port (port 0: the kernel picks one, shared by both;
+        if that number is taken for TCP, pick again)."""
         loop = asyncio.get_running_loop()
-        transport, _ = await loop.create_datagram_endpoint(lambda: _UDPProtocol(self),
-                                                           local_addr=(self.host, self.port))
-        self._transport = transport
-        self.port = transport.get_extra_info("sockname")[1]
-        try:
-            self._tcp = await asyncio.start_server(self._serve_tcp, self.host, self.port, reuse_address=True)
-        except OSError:
-            transport.close()
-            self._transport = None
-            raise
+        wanted = self.port
+        for attempt in range(20 if wanted == 0 else 1):
+            transport, _ = await loop.create_datagram_endpoint(lambda: _UDPProtocol(self),
+                                                               local_addr=(self.host, wanted))
+            self._transport = transport
+            self.port = transport.get_extra_info("sockname")[1]
+            try:
+                self._tcp = await asyncio.start_server(self._serve_tcp, self.host, self.port, reuse_address=True)
+                return
+            except OSError:
+                transport.close()
+                self._transport = None
+                if wanted != 0 or attempt == 19:
+                    raise
 
     async def close(self) -> None:
         """Stop listening, end open TCP connections and in-flight queries."""
