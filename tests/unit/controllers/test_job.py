@@ -103,12 +103,9 @@ async def test_backoff_limit_exceeded(cluster: Cluster) -> None:
 async def test_active_deadline_deletes_running_pods(cluster: Cluster) -> None:
     await cluster.kubelet()  # pods run forever
     await cluster.run(JobController, **FAST)
-    await cluster.client.create(JOBS, job(parallelism=2, completions=4, activeDeadlineSeconds=1))
-
-    async def two_running() -> bool:
-        return (await get_job(cluster)).get("status", {}).get("ready") == 2
-    await eventually(two_running)
-    failed = await eventually(lambda: condition(cluster, "Failed", "DeadlineExceeded"))
+    await cluster.client.create(JOBS, job(parallelism=2, completions=4, activeDeadlineSeconds=2))
+    # Both pods are created in the first sync and run until the deadline kills them.
+    failed = await eventually(lambda: condition(cluster, "Failed", "DeadlineExceeded"), within=8.0)
     assert failed["status"]["active"] == 0 and failed["status"]["failed"] == 2
 
     async def pods_gone() -> bool:
