@@ -121,9 +121,19 @@ class _Process:
         self.proc = None
         return code
 
-    def survivors(self) -> list[int]:
-        """Pod processes seen while this ran that are still alive (same pid and start time)."""
-        return sorted(pid for pid, start in self.known_pids if start and starttime(pid) == start)
+    def survivors(self, wait: float = 3.0) -> list[int]:
+        """Pod processes seen while this ran that are still alive (same pid and start time).
+
+        A zombie is not alive: it ran and exited, and only waits for whoever adopted it (the
+        machine's init, once its parent is gone) to collect its exit status. Exited processes
+        get `wait` seconds to be collected before they count."""
+        deadline = time.monotonic() + wait
+        while True:
+            alive = sorted(pid for pid, start in self.known_pids
+                           if start and starttime(pid) == start and not is_zombie(pid))
+            if not alive or time.monotonic() > deadline:
+                return alive
+            time.sleep(0.1)
 
     def log_tail(self, chars: int = 3000) -> str:
         try:
@@ -206,6 +216,11 @@ def _stat_fields(pid: int) -> list[str]:
     raw = _read(f"/proc/{pid}/stat").decode(errors="replace")
     # the command name is in parentheses and may contain spaces: split after the last ')'
     return raw[raw.rfind(")") + 2:].split() if raw else []
+
+
+def is_zombie(pid: int) -> bool:
+    fields = _stat_fields(pid)
+    return bool(fields) and fields[0] in ("Z", "X")
 
 
 def starttime(pid: int) -> str:
