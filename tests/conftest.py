@@ -4,6 +4,7 @@ to see where a hung async test waits (py-spy shows only an idle event loop)."""
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import sys
 
@@ -14,9 +15,13 @@ def _dump_tasks(signum: int, frame: object) -> None:
     except RuntimeError:
         loop = None
     tasks = asyncio.all_tasks(loop) if loop is not None else set()
-    print(f"\n--- {len(tasks)} asyncio tasks ---", file=sys.stderr, flush=True)
-    for task in tasks:
-        task.print_stack(file=sys.stderr)
+    # pytest captures stderr per test (and loses it if the run is killed): write a file too.
+    path = f"/tmp/kubeling-asyncio-tasks-{os.getpid()}.txt"
+    with open(path, "w") as out:
+        for stream in (out, sys.__stderr__):
+            print(f"\n--- {len(tasks)} asyncio tasks (also in {path}) ---", file=stream, flush=True)
+            for task in tasks:
+                task.print_stack(file=stream)
 
 
 signal.signal(signal.SIGUSR1, _dump_tasks)

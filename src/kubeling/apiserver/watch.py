@@ -83,22 +83,29 @@ async def watch_objects(rest: ResourceStore, cache: WatchCache, decoded: Decoded
         except ValueError:
             raise errors.BadRequest(f"invalid resource version: {rv}") from None
     last = after
+    stream = cache.subscribe(prefix, after_revision=after)
+    iterator = stream.__aiter__()
+    pending: asyncio.Future[Event] | None = None
     try:
-        stream = cache.subscribe(prefix, after_revision=after)
-        iterator = stream.__aiter__()
         while True:
+            if pending is None:
+                pending = asyncio.ensure_future(iterator.__anext__())
+            if allow_bookmarks:
+                # Wait without cancelling the pending read (cancelling an async generator's
+                # __anext__ would end the stream): on a quiet period, send a bookmark and keep waiting.
+                done, _ = await asyncio.wait({pending}, timeout=BOOKMARK_INTERVAL)
+                if not done:
+                    # Nothing is queued for us, so every event up to the cache's revision was sent.
+                    last = max(last, cache.revision)
+                    yield WatchEvent("BOOKMARK", {"kind": info.kind, "apiVersion": info.api_version,
+                                                  "metadata": {"resourceVersion": str(last)}})
+                    continue
             try:
-                if allow_bookmarks:
-                    event: Event = await asyncio.wait_for(iterator.__anext__(), BOOKMARK_INTERVAL)
-                else:
-                    event = await iterator.__anext__()
-            except TimeoutError:
-                last = max(last, await rest.store.current_revision())
-                yield WatchEvent("BOOKMARK", {"kind": info.kind, "apiVersion": info.api_version,
-                                              "metadata": {"resourceVersion": str(last)}})
-                continue
+                event = await pending
             except StopAsyncIteration:
                 return
+            finally:
+                pending = None
             last = event.revision
             out = _translate(decoded, info, opts, event)
             if out is not None:
@@ -106,8 +113,12 @@ async def watch_objects(rest: ResourceStore, cache: WatchCache, decoded: Decoded
     except Compacted as exc:
         yield expired(f"too old resource version: {after} ({exc.compacted})")
     finally:
+        if pending is not None:
+            pending.cancel()
+            with contextlib.suppress(BaseException):
+                await pending
         with contextlib.suppress(Exception):
-            await iterator.aclose()  # type: ignore[union-attr]
+            await iterator.aclose()  # type: ignore[attr-defined]
 
 
 def _translate(decoded: DecodedCache, info: ResourceInfo, opts: ListOptions, event: Event) -> WatchEvent | None:

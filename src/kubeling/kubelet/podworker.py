@@ -140,7 +140,8 @@ class PodWorker:
                     log.exception("sync of pod %s/%s failed", self.namespace, self.name)
                     delay = RETRY_DELAY
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), delay)
+                    async with asyncio.timeout(delay):  # not wait_for: it can swallow a racing cancel
+                        await self._wake.wait()
         except asyncio.CancelledError:
             # Cancelled from outside (tests, crashes): never leave a process running.
             with contextlib.suppress(Exception):

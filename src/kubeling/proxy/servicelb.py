@@ -26,6 +26,7 @@ are left alone, as in k3s.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -113,10 +114,11 @@ class ServiceLB:
         await self.services.wait_synced()
         self._wake.set()
         while True:
-            try:
-                await asyncio.wait_for(self._wake.wait(), 30)
-            except TimeoutError:
-                pass
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancel that races
+            # the event being set, and this loop would then never end.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(30):
+                    await self._wake.wait()
             self._wake.clear()
             try:
                 await self.reconcile()

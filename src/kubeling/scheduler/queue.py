@@ -139,7 +139,8 @@ class SchedulingQueue:
             self._wakeup.clear()
             timeout = self._next_timer(now)
             try:
-                await asyncio.wait_for(self._wakeup.wait(), timeout)
+                async with asyncio.timeout(timeout):  # not wait_for: it can swallow a racing cancel
+                    await self._wakeup.wait()
             except TimeoutError:
                 pass
 

@@ -375,3 +375,20 @@ async def test_wrong_bearer_token_is_401_and_anonymous_is_served(tmp_path) -> No
     finally:
         await client.close()
         await server.stop()
+
+
+async def test_watch_survives_bookmarks(api: API, monkeypatch: pytest.MonkeyPatch) -> None:
+    from kubeling.apiserver import watch as watch_module
+
+    monkeypatch.setattr(watch_module, "BOOKMARK_INTERVAL", 0.3)
+    _, first = await api.call("POST", CM, {"metadata": {"name": "bm0"}})
+    rv = first["metadata"]["resourceVersion"]
+    async with api.client.get(f"{CM}?watch=true&allowWatchBookmarks=true&resourceVersion={rv}") as resp:
+        bookmark = orjson.loads(await asyncio.wait_for(resp.content.readline(), 5))
+        assert bookmark["type"] == "BOOKMARK" and int(bookmark["object"]["metadata"]["resourceVersion"]) >= int(rv)
+        await api.call("POST", CM, {"metadata": {"name": "bm1"}})
+        while True:  # the stream is still open after the bookmark, and delivers the next change
+            ev = orjson.loads(await asyncio.wait_for(resp.content.readline(), 5))
+            if ev["type"] != "BOOKMARK":
+                break
+        assert ev["type"] == "ADDED" and ev["object"]["metadata"]["name"] == "bm1"
