@@ -31,6 +31,7 @@ from kubeling.client import Informer, KubeClient
 from kubeling.client.errors import APIUnavailable
 from kubeling.client.resources import ENDPOINTSLICES, PODS, SERVICES
 from kubeling.dns.forward import Forwarder, Upstream, host_resolvers
+from kubeling.dns.localaddr import add_local_address, remove_local_address
 from kubeling.dns.records import RecordStore
 from kubeling.dns.server import DNSServer
 
@@ -68,8 +69,11 @@ class ClusterDNS:
     def __init__(self, client: KubeClient, *, listen_ip: str = "127.43.0.10", port: int = 53,
                  domain: str = "cluster.local", upstreams: list[Upstream] | None = None,
                  fallback_port: int | None = 10053, service_cidr: str = "127.43.0.0/16",
-                 manage_service: bool = True, resolv_conf_path: str = "/etc/resolv.conf") -> None:
+                 manage_service: bool = True, resolv_conf_path: str = "/etc/resolv.conf",
+                 local_address: bool = False) -> None:
         self.client = client
+        self.local_address = local_address  # root mode: put listen_ip on the node's lo (localaddr.py)
+        self._added_address = False
         self.listen_ip = listen_ip
         self.port = port
         self.fallback_port = fallback_port
@@ -90,6 +94,8 @@ class ClusterDNS:
         service_task: asyncio.Task[None] | None = None
         stopping: asyncio.Task[bool] | None = None
         try:
+            if self.local_address:
+                self._added_address = await add_local_address(self.listen_ip)
             self.server = await self._bind()
             self._informers = [self._informer(SERVICES, self.store.upsert_service, self.store.delete_service),
                                self._informer(ENDPOINTSLICES, self.store.upsert_slice, self.store.delete_slice),
@@ -122,6 +128,9 @@ class ClusterDNS:
             self._informers = []
             if self.server is not None:
                 await self.server.close()
+            if self._added_address:
+                await remove_local_address(self.listen_ip)
+                self._added_address = False
 
     async def stop(self) -> None:
         """Ask `run()` to end; it closes the sockets and informers on its way out."""
