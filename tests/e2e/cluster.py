@@ -165,7 +165,7 @@ class Up(_Process):
             args += ["--kubelet-option", opt]
         for opt in self.controller_options:
             args += ["--controller-option", opt]
-        return args + self.extra_args
+        return args + host_network_unless_given(self.extra_args) + self.extra_args
 
     @property
     def token(self) -> str:
@@ -185,8 +185,10 @@ class Agent(_Process):
     """`kubeling agent`: a second node joining `up` with its token."""
 
     def __init__(self, data_dir: Path, *, server: str, token: str, node_name: str,
-                 kubelet_options: Iterable[str] = FAST_KUBELET, pod_ip_range: str | None = None) -> None:
+                 kubelet_options: Iterable[str] = FAST_KUBELET, pod_ip_range: str | None = None,
+                 extra_args: Iterable[str] = ()) -> None:
         super().__init__(data_dir, f"{data_dir.name}-agent.log")
+        self.extra_args = list(extra_args)
         self.server = server
         self.token = token
         self.node_name = node_name
@@ -199,7 +201,14 @@ class Agent(_Process):
                 "--node-name", self.node_name, "--kubelet-port", "0", "--pod-ip-range", self.pod_ip_range]
         for opt in self.kubelet_options:
             args += ["--kubelet-option", opt]
-        return args
+        return args + host_network_unless_given(self.extra_args) + self.extra_args
+
+
+def host_network_unless_given(args: list[str]) -> list[str]:
+    """Clusters on the machine's own network namespace use the no-root network mode even as root:
+    the CNI mode would put a bridge with private addresses and nftables rules on the host, which
+    tests may only do inside network namespaces they create (see netcluster.py)."""
+    return [] if "--pod-network" in args else ["--pod-network", "host"]
 
 
 # --- the host's process table -------------------------------------------------------------------

@@ -84,7 +84,7 @@ def node_ready(k: Kubectl, name: str) -> str:
 def test_wrong_token_is_refused(env: Env) -> None:
     res = subprocess.run(
         [sys.executable, "-m", "kubeling", "agent", "--server", env.up.url, "--token", "not-the-token",
-         "--data-dir", str(env.tmp / "refused"), "--node-name", "refused-node", "--kubelet-port", "0"],
+         "--data-dir", str(env.tmp / "refused"), "--node-name", "refused-node", "--kubelet-port", "0", "--pod-network", "host"],
         cwd=ROOT, capture_output=True, text=True, timeout=30)
     assert res.returncode == 1, res
     lines = res.stderr.strip().splitlines()

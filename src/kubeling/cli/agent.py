@@ -8,13 +8,15 @@ line instead of registering a node.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import signal
 from pathlib import Path
 
 from kubeling.api.errors import StatusError
-from kubeling.cli.node import NodeOptions, node_component, proxy_component
+from kubeling.cli.node import DNSOptions, NodeOptions, node_components
 from kubeling.cli.supervisor import ComponentDied, run_process, supervise
 from kubeling.client import APIUnavailable, KubeClient
+from kubeling.client.resources import SERVICES
 
 
 class JoinRefused(Exception):
@@ -33,6 +35,43 @@ async def check_join(client: KubeClient, server: str) -> None:
         raise JoinRefused(f"cannot reach the API server at {server}: {exc}") from exc
 
 
+async def cluster_dns_address(client: KubeClient, *, timeout: float = 60.0) -> str:
+    """The kube-dns ClusterIP the server's DNS component publishes (waits for it to appear)."""
+    from kubeling.dns.component import DNS_SERVICE_NAME, DNS_SERVICE_NAMESPACE
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        try:
+            svc = await client.get(SERVICES, DNS_SERVICE_NAME, namespace=DNS_SERVICE_NAMESPACE)
+            ip = (svc.get("spec") or {}).get("clusterIP") or ""
+            if ip and ip != "None":
+                return str(ip)
+        except StatusError as exc:
+            if exc.code != 404:
+                raise JoinRefused(f"cannot read service {DNS_SERVICE_NAMESPACE}/{DNS_SERVICE_NAME}: {exc}") from exc
+        if asyncio.get_running_loop().time() > deadline:
+            raise JoinRefused(f"the cluster has no {DNS_SERVICE_NAMESPACE}/{DNS_SERVICE_NAME} service after "
+                              f"{timeout:.0f}s; is the server's DNS disabled?")
+        await asyncio.sleep(0.5)
+
+
+async def configure_dns(client: KubeClient, opts: NodeOptions) -> None:
+    """Point the kubelet (and, in the root mode, this node's DNS server) at the cluster's DNS address."""
+    if "cluster_dns" in opts.kubelet and opts.pod_network != "cni":
+        return
+    if opts.pod_network != "cni":  # no-root mode: DNS runs on the server's machine only; best effort
+        try:
+            opts.kubelet.setdefault("cluster_dns", [await cluster_dns_address(client, timeout=5.0)])
+        except JoinRefused:
+            pass
+        return
+    ip = await cluster_dns_address(client)
+    opts.kubelet.setdefault("cluster_dns", [ip])
+    # The reverse zone of Services: the /16 around the DNS address (the default service range's size).
+    network = str(ipaddress.ip_network(f"{ip}/16", strict=False))
+    opts.dns = DNSOptions(service_cidr=network, listen_ip=ip, local_address=opts.pod_network == "cni",
+                          fallback_port=None if opts.pod_network == "cni" else 10053, manage_service=False)
+
+
 async def _agent(server: str, token: str, data_dir: Path, opts: NodeOptions) -> int:
     client = KubeClient(server, token=token, user_agent="kubeling-agent")
     try:
@@ -42,8 +81,9 @@ async def _agent(server: str, token: str, data_dir: Path, opts: NodeOptions) -> 
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        component, kubelet = node_component(client, data_dir, opts, first_node=False)
-        supervisor = asyncio.create_task(supervise([component, proxy_component(client, opts)], stop))
+        await configure_dns(client, opts)
+        components, kubelet = node_components(client, data_dir, opts, first_node=False)
+        supervisor = asyncio.create_task(supervise(components, stop))
         ready = asyncio.create_task(kubelet.ready.wait())
         await asyncio.wait([ready, supervisor], timeout=60, return_when=asyncio.FIRST_COMPLETED)
         ready.cancel()

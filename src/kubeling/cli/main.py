@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from kubeling import __version__
-from kubeling.cli import kubeconfig
+from kubeling.cli import kubeconfig, network
+from kubeling.cli.network import DEFAULT_CLUSTER_CIDR, POD_NETWORKS, PROXY_MODES, NetworkMode
 
 if TYPE_CHECKING:
     from kubeling.cli.node import NodeOptions
@@ -26,15 +27,28 @@ def _server_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--controller-option", action="append", default=[], metavar="KEY=VALUE",
                    help="set a controller-manager option, e.g. node_monitor_grace_period=5 or "
                         "pod_eviction_timeout=5 (repeatable; numeric values become numbers)")
-    p.add_argument("--service-cidr", default="127.43.0.0/16",
-                   help="range of Service ClusterIPs (default 127.43.0.0/16, a loopback range for the no-root mode)")
+    p.add_argument("--service-cidr", default=None,
+                   help="range of Service ClusterIPs (default 10.43.0.0/16 with the CNI pod network, "
+                        "127.43.0.0/16, a loopback range, in the no-root mode)")
+    p.add_argument("--cluster-cidr", default=DEFAULT_CLUSTER_CIDR,
+                   help=f"range of pod IPs; each node gets a /24 of it (default {DEFAULT_CLUSTER_CIDR})")
     p.add_argument("--service-node-port-range", default="30000-32767",
                    help="range of NodePorts (default 30000-32767)")
 
 
 def _node_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--node-name", default="", help="node name (default: the host name)")
-    p.add_argument("--node-address", default="127.0.0.1", help="address the node's kubelet serves on")
+    p.add_argument("--node-address", default="",
+                   help="the node's InternalIP, where its kubelet serves (default: 127.0.0.1 without the CNI "
+                        "pod network, else the address of the default-route interface)")
+    p.add_argument("--pod-network", default="auto", choices=POD_NETWORKS,
+                   help="cni: a network namespace per pod wired by CNI (needs root); host: the host network "
+                        "with a loopback address per pod; auto (default): cni when this host allows it")
+    p.add_argument("--proxy-mode", default="auto", choices=PROXY_MODES,
+                   help="Service proxy: nftables (with the CNI pod network) or userspace; auto (default) "
+                        "follows the pod network")
+    p.add_argument("--disable", action="append", default=[], choices=["proxy", "dns"],
+                   help="do not run this node component (repeatable), e.g. to run `kubeling proxy` apart")
     p.add_argument("--kubelet-port", type=int, default=10250,
                    help="kubelet port (default 10250; a free port is chosen when it is taken)")
     p.add_argument("--pod-ip-range", default="", help="loopback range for pod IPs (no-root mode)")
@@ -42,16 +56,30 @@ def _node_args(p: argparse.ArgumentParser) -> None:
                    help="set a kubelet option, e.g. backoff_base=1 (repeatable)")
 
 
-def _node_options(parser: argparse.ArgumentParser, args: argparse.Namespace) -> NodeOptions:
+def _network_mode(parser: argparse.ArgumentParser, args: argparse.Namespace) -> NetworkMode:
+    try:
+        return network.resolve(args.pod_network, args.proxy_mode)
+    except network.NetworkModeError as exc:
+        parser.exit(2, f"kubeling: {exc}\n")
+
+
+def _node_options(parser: argparse.ArgumentParser, args: argparse.Namespace, mode: NetworkMode,
+                  service_cidr: str | None) -> NodeOptions:
     from kubeling.cli.node import DNSOptions, NodeOptions
     kubelet = _controller_options(parser, args.kubelet_option, flag="--kubelet-option")
-    opts = NodeOptions(node_name=args.node_name, address=args.node_address, kubelet_port=args.kubelet_port,
-                       pod_ip_range=args.pod_ip_range, kubelet=kubelet)
-    service_cidr = getattr(args, "service_cidr", None)
+    try:
+        address = network.node_address(args.node_address, mode)
+    except network.NetworkModeError as exc:
+        parser.exit(2, f"kubeling: {exc}\n")
+    opts = NodeOptions(node_name=args.node_name, address=address, kubelet_port=args.kubelet_port,
+                       pod_ip_range=args.pod_ip_range, kubelet=kubelet, pod_network=mode.pod_network,
+                       proxy_mode=mode.proxy_mode, cluster_cidr=getattr(args, "cluster_cidr", DEFAULT_CLUSTER_CIDR),
+                       disable=set(args.disable), mode_reason=mode.reason)
     if service_cidr:
         # Cluster DNS lives at the .10 of the service range, and pods are told so.
         from kubeling.dns import dns_service_ip
-        opts.dns = DNSOptions(service_cidr=service_cidr)
+        opts.dns = DNSOptions(service_cidr=service_cidr, local_address=mode.root,
+                              fallback_port=None if mode.root else 10053)
         kubelet.setdefault("cluster_dns", [dns_service_ip(service_cidr)])
     return opts
 
@@ -92,7 +120,21 @@ def main(argv: list[str] | None = None) -> int:
     agent.add_argument("--server", required=True, help="the API server URL, e.g. http://127.0.0.1:6443")
     agent.add_argument("--token", required=True, help="the join token (the server's <data-dir>/token)")
     agent.add_argument("--data-dir", type=Path, default=None, help="this node's state directory")
+    agent.add_argument("--cluster-cidr", default=DEFAULT_CLUSTER_CIDR,
+                       help=f"the cluster's pod range (not masqueraded between nodes; default {DEFAULT_CLUSTER_CIDR})")
     _node_args(agent)
+    proxy = sub.add_parser("proxy", help="run only the Service proxy of a node (like kube-proxy)")
+    proxy.add_argument("--server", required=True, help="the API server URL")
+    proxy.add_argument("--token", required=True, help="the join token (the server's <data-dir>/token)")
+    proxy.add_argument("--node-name", default="", help="node name (default: the host name)")
+    proxy.add_argument("--node-address", default="", help="the node's address (as for `kubeling agent`)")
+    proxy.add_argument("--pod-network", default="auto", choices=POD_NETWORKS,
+                       help="the node's pod network, which decides the proxy mode under auto")
+    proxy.add_argument("--proxy-mode", default="auto", choices=PROXY_MODES)
+    proxy.add_argument("--cluster-cidr", default=DEFAULT_CLUSTER_CIDR)
+    proxy.add_argument("--no-service-lb", action="store_true", help="do not run ServiceLB beside the proxy")
+    proxy.add_argument("--cleanup", action="store_true",
+                       help="remove the rules a previous nftables proxy left, then exit")
     sim = sub.add_parser("simulate", help="register N simulated nodes whose pods run instantly",
                          description="Register N simulated nodes whose bound pods run at once. Pods with "
                                      "restartPolicy Never or OnFailure (Job pods) run for --complete-after "
@@ -122,17 +164,36 @@ def main(argv: list[str] | None = None) -> int:
     if args.command in ("up", "server"):
         from kubeling.cli.server import ServerOptions, run
         data_dir = args.data_dir or kubeconfig.default_data_dir()
-        node = _node_options(parser, args) if args.command == "up" else None
+        if args.command == "up":
+            mode = _network_mode(parser, args)
+        else:  # the control plane alone: the range follows what this host's nodes would choose
+            mode = network.NetworkMode("host" if network.cni_reason() else "cni", "userspace")
+        service_cidr = args.service_cidr or mode.default_service_cidr()
+        node = _node_options(parser, args, mode, service_cidr) if args.command == "up" else None
+        controller_options = _controller_options(parser, args.controller_option)
+        controller_options.setdefault("cluster_cidr", args.cluster_cidr)
         return run(data_dir, args.bind, args.port, merge_kubeconfig=not args.no_merge_kubeconfig,
                    options=ServerOptions(scheduler_config=args.scheduler_config,
-                                         controller_options=_controller_options(parser, args.controller_option),
-                                         node=node, service_cidr=args.service_cidr,
+                                         controller_options=controller_options,
+                                         node=node, service_cidr=service_cidr,
                                          node_port_range=args.service_node_port_range))
     if args.command == "agent":
         from kubeling.cli import agent as agent_cli
-        opts = _node_options(parser, args)
+        mode = _network_mode(parser, args)
+        opts = _node_options(parser, args, mode, None)
         data_dir = args.data_dir or kubeconfig.default_data_dir() / "agent" / opts.resolved_name()
         return agent_cli.run(args.server, args.token, data_dir, opts)
+    if args.command == "proxy":
+        from kubeling.cli import proxy as proxy_cli
+        mode = _network_mode(parser, args)
+        try:
+            address = network.node_address(args.node_address, mode)
+        except network.NetworkModeError as exc:
+            parser.exit(2, f"kubeling: {exc}\n")
+        if args.cleanup:
+            return proxy_cli.cleanup()
+        return proxy_cli.run(args.server, args.token, node_name=args.node_name, address=address, mode=mode,
+                             cluster_cidr=args.cluster_cidr, service_lb=not args.no_service_lb)
     if args.command == "simulate":
         from kubeling.cli import simulate
         if args.nodes < 1:

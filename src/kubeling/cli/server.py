@@ -20,7 +20,7 @@ from aiohttp import web
 from kubeling.apiserver.app import APIServer
 from kubeling.apiserver.services import DEFAULT_NODE_PORT_RANGE, DEFAULT_SERVICE_CIDR
 from kubeling.cli import kubeconfig
-from kubeling.cli.node import NodeOptions, dns_component, node_component, proxy_component
+from kubeling.cli.node import NodeOptions, node_components
 from kubeling.cli.supervisor import Component, ComponentDied, run_process, supervise
 from kubeling.client import KubeClient
 from kubeling.storage.sqlite import SQLiteStore
@@ -50,7 +50,12 @@ async def serve(data_dir: Path, bind: str, port: int, *, merge_kubeconfig: bool 
     host = bind if bind not in ("0.0.0.0", "::") else "127.0.0.1"
     token = kubeconfig.ensure_token(data_dir)
     try:
-        server = APIServer(store, advertise_address=f"{host}:{port}", tokens={token},
+        # The `kubernetes` Service points at the advertised address: with a wildcard bind and a real
+        # node address (the root network mode), pods in their own namespaces reach the API server there.
+        advertise = host
+        if bind in ("0.0.0.0", "::") and options.node is not None and options.node.address != "127.0.0.1":
+            advertise = options.node.address
+        server = APIServer(store, advertise_address=f"{advertise}:{port}", tokens={token},
                            service_cidr=options.service_cidr, node_port_range=options.node_port_range)
     except ValueError as exc:  # a bad --service-cidr / --service-node-port-range
         raise StartupError(str(exc)) from exc
@@ -80,10 +85,8 @@ async def serve(data_dir: Path, bind: str, port: int, *, merge_kubeconfig: bool 
         components = control_plane(client, options)
         kubelet = None
         if options.node is not None:
-            node, kubelet = node_component(client, data_dir, options.node, first_node=True)
-            components.append(node)
-            components.append(proxy_component(client, options.node))
-            components.append(dns_component(client, options.node))
+            node, kubelet = node_components(client, data_dir, options.node, first_node=True)
+            components.extend(node)
         supervisor = asyncio.create_task(supervise(components, stop))
         if kubelet is not None:
             # Ready means `kubectl get nodes` already shows the node.
@@ -92,6 +95,8 @@ async def serve(data_dir: Path, bind: str, port: int, *, merge_kubeconfig: bool 
             ready.cancel()
         if not supervisor.done():
             _announce(data_dir, url, token, kc, merge_kubeconfig, with_node=kubelet is not None)
+            if options.node is not None:
+                print(f"  {options.node.describe_network()}", flush=True)
         await supervisor
     except ComponentDied:
         code = 1

@@ -16,6 +16,7 @@ import uuid
 from typing import Any
 
 from kubeling.client import KubeClient, LeaderElector
+from kubeling.client.leaderelection import LostLeadership
 from kubeling.controllers.base import Controller, InformerFactory
 
 log = logging.getLogger(__name__)
@@ -29,6 +30,10 @@ def registry() -> dict[str, type[Controller]]:
 
 class ControllerManager:
     """Supervised component: `run()` until cancelled; a crashing controller stops the manager."""
+
+    lease_duration = 15.0  # kube-controller-manager's --leader-elect-* defaults
+    renew_deadline = 10.0
+    retry_period = 2.0
 
     def __init__(self, client: KubeClient, *, enabled: list[str] | None = None, options: dict[str, Any] | None = None,
                  leader_elect: bool = True, identity: str | None = None) -> None:
@@ -53,11 +58,22 @@ class ControllerManager:
         return out
 
     async def run(self) -> None:
-        if self.leader_elect:
-            elector = LeaderElector(self.client, name="kube-controller-manager", identity=self.identity)
-            await elector.run(self._lead)
-        else:
+        """Campaign, reconcile while leading; after a lost Lease (a stalled process, a partition)
+        campaign again with fresh caches instead of ending, as the scheduler does."""
+        if not self.leader_elect:
             await self._lead()
+            return
+        while True:
+            elector = LeaderElector(self.client, name="kube-controller-manager", identity=self.identity,
+                                    lease_duration=self.lease_duration, renew_deadline=self.renew_deadline,
+                                    retry_period=self.retry_period)
+            try:
+                await elector.run(self._lead)
+            except LostLeadership as err:
+                log.warning("%s; campaigning again", err)
+                self.informers = InformerFactory(self.client)
+            else:
+                return
 
     async def _lead(self) -> None:
         self.controllers = self.build()

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from kubeling.client.events import EventRecorder
 from kubeling.kubelet.backoff import Backoff
 from kubeling.kubelet.lifecycle import grace_period, kill_container, pod_ref, run_hook
-from kubeling.kubelet.podip import PodIPAllocator
+from kubeling.kubelet.podnet import PodNetworkProvider
 from kubeling.kubelet.probes import LIVENESS, READINESS, STARTUP, ProbeWorker
 from kubeling.kubelet.runconfig import ContainerConfigError, DNSSettings, container_config
 from kubeling.kubelet.status import (
@@ -57,7 +57,7 @@ class WorkerDeps:
     recorder: EventRecorder
     backoff: Backoff
     volumes: VolumeManager
-    ip_allocator: PodIPAllocator
+    network: PodNetworkProvider  # pod IPs and network namespaces (podnet.py)
     node_name: str
     host_ip: str
     root_dir: str
@@ -142,7 +142,8 @@ class ContainerRunner:
             config = await container_config(deps.client, pod, spec, root_dir=deps.root_dir, pod_ip=w.pod_ip,
                                             host_ip=deps.host_ip, node_name=deps.node_name,
                                             volumes=deps.volumes, volume_dirs=w.volume_dirs,
-                                            attempt=rec.restart_count, services=deps.services())
+                                            attempt=rec.restart_count, services=deps.services(),
+                                            pod_mounts=w.sandbox.pod_mounts)
         except ContainerConfigError as err:
             await self._cannot_create(rec, err.reason, str(err), retry=err.retry)
             return

@@ -11,8 +11,16 @@ run left in the runtime is stopped and removed before pods are synced, and the
 workers re-create the containers of pods still bound here (restart counts
 continue from the API): a second `kubeling up` resumes its workloads without
 doubling them. On `shutdown()` every pod's containers are stopped gracefully
-and the sandboxes removed — the Pods stay in the API, to be resumed — so no
-process of any pod outlives the kubelet.
+and the sandboxes removed — network namespaces included — while the Pods stay
+in the API, to be resumed: no process or network of any pod outlives the
+kubelet.
+
+Pod networking is one seam (podnet.py), chosen by `pod_network`: "host" gives
+pods the node's network and a loopback address each (no root needed), "cni"
+gives each pod its own network namespace wired by the CNI plugins on the
+node's podCIDR (root). In CNI mode the node reports NotReady, and no pod is
+started, until the node IPAM controller has assigned the podCIDR and the
+node's pod network is set up.
 """
 
 from __future__ import annotations
@@ -34,6 +42,7 @@ from kubeling.kubelet.backoff import Backoff
 from kubeling.kubelet.containers import WorkerDeps
 from kubeling.kubelet.node import NodeStatusManager
 from kubeling.kubelet.podip import PodIPAllocator
+from kubeling.kubelet.podnet import POD_NETWORK_MODES, PodNetworkProvider, new_pod_network
 from kubeling.kubelet.podworker import PodWorker
 from kubeling.kubelet.runconfig import DNSSettings, log_directory
 from kubeling.kubelet.stats import ContainerTarget, PodStatsTarget
@@ -48,7 +57,7 @@ log = logging.getLogger(__name__)
 class KubeletOptions:
     """Kubelet settings (KubeletConfiguration's names); tests shrink the intervals."""
 
-    backoff_base: float = 10.0  # CrashLoopBackOff: first delay
+    backoff_base: float = 10.0  # CrashLoopBackOff: first delay; also the retry period of a failed sandbox
     backoff_max: float = 300.0  # … doubling up to this
     backoff_reset: float | None = None  # idle time that resets the back-off (default 2 × backoff_max)
     node_status_update_frequency: float = 10.0
@@ -58,11 +67,24 @@ class KubeletOptions:
     max_pods: int = 110
     node_labels: dict[str, str] = field(default_factory=dict)
     pod_ip_range: str = "127.42.0.0/16"  # no-root mode: one loopback address per pod
+    pod_network: str = "host"  # "host": the node's network, loopback pod IPs; "cni": a netns per pod (root)
+    cluster_cidr: str = "10.42.0.0/16"  # cni: pod traffic leaving it is masqueraded
+    cni_bin_dirs: list[str] | None = None  # cni: plugin directories (default /opt/cni/bin, /usr/lib/cni, …)
+    pod_netns_prefix: str = "kl-pod-"  # cni: pod namespaces are /run/netns/<prefix><pod uid>
     cluster_dns: list[str] = field(default_factory=lambda: ["10.43.0.10"])
     cluster_domain: str = "cluster.local"
+    resolv_conf: str = ""  # the node's resolv.conf, for dnsPolicy Default ("" = /etc/resolv.conf)
     shutdown_grace_period: float = 30.0  # the most any container gets when the kubelet stops
     probe_time_scale: float = 1.0  # multiplies every probe period/delay/timeout (tests use < 1)
     serve: bool = True  # start the node HTTP server (logs, exec, stats)
+
+    def __post_init__(self) -> None:
+        if self.pod_network not in POD_NETWORK_MODES:
+            raise ValueError(f"pod_network must be one of {', '.join(POD_NETWORK_MODES)}, not {self.pod_network!r}")
+        if isinstance(self.cni_bin_dirs, str):  # from `--kubelet-option cni_bin_dirs=/a:/b`
+            self.cni_bin_dirs = [d for d in self.cni_bin_dirs.replace(",", ":").split(":") if d]
+        if isinstance(self.cluster_dns, str):
+            self.cluster_dns = [s for s in self.cluster_dns.split(",") if s]
 
 
 class Kubelet:
@@ -71,7 +93,7 @@ class Kubelet:
     def __init__(self, client: Any, *, node_name: str, runtime: Runtime, root_dir: str,
                  address: str = "127.0.0.1", node_server_port: int = 10250,
                  options: KubeletOptions | None = None, volumes: VolumeManager | None = None,
-                 ip_allocator: PodIPAllocator | None = None) -> None:
+                 ip_allocator: PodIPAllocator | None = None, pod_network: PodNetworkProvider | None = None) -> None:
         self.client = client
         self.node_name = node_name
         self.runtime = runtime
@@ -86,15 +108,17 @@ class Kubelet:
                                       max_pods=opts.max_pods, labels=opts.node_labels,
                                       lease_duration=opts.node_lease_duration_seconds,
                                       report_frequency=opts.node_status_report_frequency)
+        recorder = EventRecorder(client, component="kubelet", host=node_name)
+        self.network = pod_network or new_pod_network(opts, client=client, node_name=node_name, root_dir=root_dir,
+                                                      host_ip=address, recorder=recorder, ip_allocator=ip_allocator)
+        self.node.network_ready = lambda: self.network.ready
         self.deps = WorkerDeps(
-            client=client, runtime=runtime,
-            recorder=EventRecorder(client, component="kubelet", host=node_name),
+            client=client, runtime=runtime, recorder=recorder,
             backoff=Backoff(base=opts.backoff_base, maximum=opts.backoff_max, reset_after=opts.backoff_reset),
             volumes=volumes or VolumeManager(client, root_dir, node_allocatable=self.node.capacity(),
                                              node_name=node_name, host_ip=address),
-            ip_allocator=ip_allocator or PodIPAllocator(opts.pod_ip_range, root_dir=root_dir),
-            node_name=node_name, host_ip=address, root_dir=root_dir,
-            dns=DNSSettings(servers=list(opts.cluster_dns), domain=opts.cluster_domain),
+            network=self.network, node_name=node_name, host_ip=address, root_dir=root_dir,
+            dns=DNSSettings(servers=list(opts.cluster_dns), domain=opts.cluster_domain, resolv_conf=opts.resolv_conf),
             probe_time_scale=opts.probe_time_scale)
         # Service env vars (FOO_SERVICE_HOST…) come from a Service cache, as the kubelet's service lister.
         self.services = Informer(client, resources.SERVICES)
@@ -104,7 +128,8 @@ class Kubelet:
         self.ready = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._server: Any = None
-        self._stopped = asyncio.Event()
+        self._stopping = asyncio.Event()  # shutdown() began
+        self._stopped = asyncio.Event()  # shutdown() finished
 
     # -- lifecycle ----------------------------------------------------------------------------------
 
@@ -115,31 +140,42 @@ class Kubelet:
         if self.options.serve:
             await self._start_server()
         await self._register()
-        if self._stopped.is_set():
+        if self._stopping.is_set():
+            await self._stopped.wait()
             return  # shut down before the API server ever answered
-        self.informer.add_handler(on_add=self._on_pod, on_update=lambda _old, new: self._on_pod(new),
-                                  on_delete=self._on_pod_deleted)
-        await self.services.start()
-        await self.services.wait_synced(5)
-        await self.informer.start()
         self._tasks = [asyncio.create_task(self._every(self.options.node_lease_renew_interval,
                                                        self.node.renew_lease, "lease"), name="kubelet-lease"),
                        asyncio.create_task(self._every(self.options.node_status_update_frequency,
                                                        self.node.sync_status, "node status"),
                                            name="kubelet-node-status")]
+        if not await self.network.start(self._stopping):
+            await self._stopped.wait()
+            return  # shut down while waiting for the node's podCIDR
+        if self.network.mode != "host":
+            with contextlib.suppress(StatusError, APIUnavailable):
+                await self.node.sync_status(force=True)  # NetworkReady: the node turns Ready now
+        self.informer.add_handler(on_add=self._on_pod, on_update=lambda _old, new: self._on_pod(new),
+                                  on_delete=self._on_pod_deleted)
+        await self.services.start()
+        await self.services.wait_synced(5)
+        await self.informer.start()
         await self.informer.wait_synced()
-        self._clean_orphans({p["metadata"]["uid"] for p in self.informer.list()})
+        await self._clean_orphans(self.informer.list())
         self.ready.set()
         log.info("kubelet for node %s is running", self.node_name)
         await self._stopped.wait()
 
     async def shutdown(self) -> None:
-        """Stop every pod's containers gracefully, then the heartbeats, server and runtime."""
+        """Stop every pod's containers gracefully and remove their sandboxes (network namespaces too),
+        then the heartbeats, server and runtime."""
+        self._stopping.set()
         await self.informer.stop()
         await self.services.stop()
         grace = self.options.shutdown_grace_period
         await asyncio.gather(*(w.shutdown(grace) for w in list(self.workers.values())), return_exceptions=True)
         self.workers.clear()
+        with contextlib.suppress(Exception):
+            await self.network.stop()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -170,7 +206,7 @@ class Kubelet:
     async def _register(self) -> None:
         """Register the Node, retrying until the API server answers (an agent may start first)."""
         delay = 0.2
-        while not self._stopped.is_set():
+        while not self._stopping.is_set():
             try:
                 await self.node.register()
                 await self.node.renew_lease()
@@ -180,9 +216,22 @@ class Kubelet:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 7.0)
 
-    def _clean_orphans(self, bound: set[str]) -> None:
-        """Free the addresses, volumes and logs of pods deleted while the kubelet was down."""
-        self.deps.ip_allocator.retain_only(bound)
+    async def _clean_orphans(self, pods: list[Obj]) -> None:
+        """Free the networks, volumes and logs of pods deleted while the kubelet was down.
+
+        A pod that has finished keeps its logs and volumes until it is deleted, but not its network
+        (Kubernetes releases a finished pod's IP); a worker started meanwhile keeps what it set up.
+        """
+        bound = {p["metadata"]["uid"] for p in pods}
+        active = {p["metadata"]["uid"] for p in pods
+                  if (p.get("status") or {}).get("phase") not in ("Succeeded", "Failed")}
+        active |= {uid for uid, w in self.workers.items() if not w.terminal}
+        released = await self.network.retain_only(active)
+        if released:
+            log.info("released the network of %d pod(s) that no longer run here", len(released))
+        self._remove_orphan_dirs(bound)
+
+    def _remove_orphan_dirs(self, bound: set[str]) -> None:
         pods_dir = os.path.join(self.root_dir, "pods")
         for entry in os.listdir(pods_dir) if os.path.isdir(pods_dir) else []:
             uid = entry.rsplit("_", 1)[-1]  # volume dirs are "<uid>", log dirs "<ns>_<name>_<uid>"
@@ -216,7 +265,7 @@ class Kubelet:
         uid = pod["metadata"]["uid"]
         worker = self.workers.get(uid)
         if worker is None:
-            if self._stopped.is_set():
+            if self._stopping.is_set():
                 return
             worker = self.workers[uid] = PodWorker(self.deps, pod)
             worker.start()

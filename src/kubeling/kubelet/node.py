@@ -131,7 +131,13 @@ _CONDITIONS = (
 )
 
 
-def node_conditions(pressure: Pressure, ready: bool, previous: list[Obj], now: str) -> list[Obj]:
+RUNTIME_DOWN = "container runtime is down"
+NETWORK_NOT_READY = ("container runtime network not ready: NetworkReady=false reason:NetworkPluginNotReady "
+                     "message:Network plugin returns error: cni plugin not initialized")
+
+
+def node_conditions(pressure: Pressure, ready: bool, previous: list[Obj], now: str, *,
+                    not_ready_message: str = RUNTIME_DOWN) -> list[Obj]:
     """The four kubelet-owned conditions, keeping lastTransitionTime while a status holds."""
     before = {c.get("type"): c for c in previous}
     out: list[Obj] = []
@@ -141,7 +147,7 @@ def node_conditions(pressure: Pressure, ready: bool, previous: list[Obj], now: s
                     "reason": true_reason if on else false_reason, "message": true_msg if on else false_msg})
     out.append({"type": "Ready", "status": "True" if ready else "False",
                 "reason": "KubeletReady" if ready else "KubeletNotReady",
-                "message": "kubelet is posting ready status" if ready else "container runtime is down"})
+                "message": "kubelet is posting ready status" if ready else not_ready_message})
     for cond in out:
         old = before.get(cond["type"])
         cond["lastHeartbeatTime"] = now
@@ -170,6 +176,7 @@ class NodeStatusManager:
         self._clock = clock or (lambda: dt.datetime.now(dt.UTC).timestamp())
         self.machine = MachineInfo.read(root_dir)
         self.runtime_ready: Callable[[], bool] = lambda: True
+        self.network_ready: Callable[[], bool] = lambda: True  # the pod network (CNI mode: podCIDR set up)
         self._last_report_at = 0.0
         self._node_uid = ""
 
@@ -201,8 +208,10 @@ class NodeStatusManager:
     def status(self, previous: Obj | None = None) -> Obj:
         """The node status now; conditions keep their transition times from `previous`."""
         capacity = self.capacity()
-        conditions = node_conditions(Pressure.measure(self.root_dir), self.runtime_ready(),
-                                     list((previous or {}).get("conditions") or []), timestamp(self._clock()))
+        runtime_ready, network_ready = self.runtime_ready(), self.network_ready()
+        conditions = node_conditions(Pressure.measure(self.root_dir), runtime_ready and network_ready,
+                                     list((previous or {}).get("conditions") or []), timestamp(self._clock()),
+                                     not_ready_message=RUNTIME_DOWN if not runtime_ready else NETWORK_NOT_READY)
         return {"capacity": capacity, "allocatable": dict(capacity), "conditions": conditions,
                 "addresses": [{"type": "InternalIP", "address": self.address},
                               {"type": "Hostname", "address": self.node_name}],

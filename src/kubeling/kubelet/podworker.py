@@ -29,15 +29,16 @@ from kubeling.client import resources
 from kubeling.client.errors import APIUnavailable
 from kubeling.kubelet.containers import ContainerRunner, WorkerDeps
 from kubeling.kubelet.lifecycle import grace_period, kill_container, pod_ref
-from kubeling.kubelet.runconfig import log_directory, sandbox_config
-from kubeling.kubelet.status import ContainerRecord, build_status, restore_records, timestamp
+from kubeling.kubelet.runconfig import log_directory
+from kubeling.kubelet.sandbox import PodSandbox
+from kubeling.kubelet.status import ContainerRecord, build_status, restore_records
 
 Obj = dict[str, Any]
 log = logging.getLogger(__name__)
 
 OWNED_CONDITIONS = frozenset({"PodReadyToStartContainers", "Initialized", "Ready", "ContainersReady",
                               "PodScheduled"})
-RETRY_DELAY = 2.0  # seconds before retrying a failed sandbox, volume or API step
+RETRY_DELAY = 2.0  # seconds before retrying a sync pass that failed unexpectedly
 VOLUME_RESYNC = 60.0  # seconds between refreshes of configMap/secret volumes (kubelet's syncFrequency)
 FORCE_GRACE = 1.0  # force-deleted pods (gone from the API) still get one second to exit
 
@@ -55,11 +56,9 @@ class PodWorker:
         spec = pod.get("spec") or {}
         self.init = [ContainerRecord(c, init=True) for c in spec.get("initContainers") or []]
         self.regular = [ContainerRecord(c) for c in spec.get("containers") or []]
-        self.sandbox_id = ""
-        self.pod_ip = ""
-        self.volume_dirs: dict[str, str] = {}
+        self.sandbox = PodSandbox(deps, self.uid)
         api_status = pod.get("status") or {}
-        self.start_time: str = api_status.get("startTime") or ""
+        self.sandbox.start_time = api_status.get("startTime") or ""
         self.terminal = api_status.get("phase") in ("Succeeded", "Failed")
         self._frozen = self.terminal
         self._gone = False
@@ -74,6 +73,24 @@ class PodWorker:
         self.runner = ContainerRunner(deps, self)
         if not self.terminal:
             restore_records(self.records(), api_status)
+
+    # -- the sandbox's parts, as the container runner, probes and node server read them ------------
+
+    @property
+    def sandbox_id(self) -> str:
+        return self.sandbox.id
+
+    @property
+    def pod_ip(self) -> str:
+        return self.sandbox.pod_ip
+
+    @property
+    def volume_dirs(self) -> dict[str, str]:
+        return self.sandbox.volume_dirs
+
+    @property
+    def start_time(self) -> str:
+        return self.sandbox.start_time
 
     # -- what the kubelet calls -------------------------------------------------------------------
 
@@ -126,7 +143,7 @@ class PodWorker:
             while True:
                 self._wake.clear()
                 if self._shutdown is not None:
-                    await self._stop_everything(override=None, cap=self._shutdown)
+                    await self._stop_everything(override=None, cap=self._shutdown, final=False)
                     return
                 if self._gone or (self.pod.get("metadata") or {}).get("deletionTimestamp"):
                     await self._terminate()
@@ -145,7 +162,7 @@ class PodWorker:
         except asyncio.CancelledError:
             # Cancelled from outside (tests, crashes): never leave a process running.
             with contextlib.suppress(Exception):
-                await asyncio.shield(self._stop_everything(override=FORCE_GRACE, cap=None))
+                await asyncio.shield(self._stop_everything(override=FORCE_GRACE, cap=None, final=False))
             raise
         finally:
             self.done.set()
@@ -154,8 +171,10 @@ class PodWorker:
         """One level-triggered pass; returns seconds until the next timed step (None: wait for a wake)."""
         if self.terminal:
             return None
-        if not self.sandbox_id and not await self._create_sandbox():
-            return RETRY_DELAY
+        if not self.sandbox_id:
+            retry = await self.sandbox.create(self.pod)
+            if retry is not None:
+                return retry
         await self.runner.process_kills()
         policy = (self.pod.get("spec") or {}).get("restartPolicy", "Always")
         delays: list[float] = []
@@ -203,27 +222,6 @@ class PodWorker:
             return rec.exit_code not in (0, None)
         return False
 
-    async def _create_sandbox(self) -> bool:
-        deps = self.deps
-        spec = self.pod.get("spec") or {}
-        try:
-            if not self.pod_ip:
-                self.pod_ip = deps.host_ip if spec.get("hostNetwork") else deps.ip_allocator.allocate(self.uid)
-            self.volume_dirs = await deps.volumes.mount_pod_volumes(self.pod, pod_ip=self.pod_ip)
-        except Exception as err:
-            await deps.event(self.pod, "Warning", "FailedMount", f"MountVolume.SetUp failed: {err}")
-            return False
-        if not self.start_time:
-            self.start_time = timestamp()
-        try:
-            config = sandbox_config(self.pod, root_dir=deps.root_dir, pod_ip=self.pod_ip, dns=deps.dns)
-            self.sandbox_id = await deps.runtime.run_pod_sandbox(config)
-        except Exception as err:
-            await deps.event(self.pod, "Warning", "FailedCreatePodSandBox",
-                             f"Failed to create pod sandbox: {err}")
-            return False
-        return True
-
     async def _finish(self) -> None:
         """Every regular container is done for good: stop the sidecars and report the final phase."""
         sidecars = [r for r in reversed(self.init) if r.sidecar and r.running]
@@ -232,11 +230,14 @@ class PodWorker:
         await self.runner.wait_exits(sidecars, timeout=5.0)
         self.terminal = True
         await self.write_status(terminal=True)
+        # Nothing runs in the pod any more: its network goes (the loopback address stays until deletion).
+        await self.sandbox.release_network(self.pod, final=False)
 
     # -- termination ------------------------------------------------------------------------------
 
-    async def _stop_everything(self, *, override: float | None, cap: float | None) -> None:
-        """App containers first, then sidecars in reverse order (Kubernetes' order); then the sandbox.
+    async def _stop_everything(self, *, override: float | None, cap: float | None, final: bool) -> None:
+        """App containers first, then sidecars in reverse order (Kubernetes' order); then the sandbox
+        (`final`: the pod is deleted, not just stopped with the kubelet).
 
         While containers are stopping, a shorter grace period (a second `kubectl delete --grace-period`,
         or `--force` removing the pod) re-signals them with the shorter timeout, as the kubelet does.
@@ -266,7 +267,7 @@ class PodWorker:
                     deadline = loop.time() + shorter + 2.0
         await asyncio.gather(job, *faster, return_exceptions=True)
         await self.runner.wait_exits(self.records(), timeout=2.0)
-        await self._remove_sandbox()
+        await self._remove_sandbox(final=final)
 
     def _shorter_grace(self) -> float | None:
         meta = self.pod.get("metadata") or {}
@@ -296,7 +297,7 @@ class PodWorker:
         for rec in [r for r in reversed(self.init) if r.running and r.id]:
             await kill(rec)
 
-    async def _remove_sandbox(self) -> None:
+    async def _remove_sandbox(self, *, final: bool) -> None:
         runtime = self.deps.runtime
         for rec in self.records():
             for cid in (rec.id, rec.previous_id):
@@ -304,28 +305,21 @@ class PodWorker:
                     with contextlib.suppress(Exception):
                         await runtime.remove_container(cid)
         self.runner.cancel_watchers()
-        if self.sandbox_id:
-            with contextlib.suppress(Exception):
-                await runtime.stop_pod_sandbox(self.sandbox_id)
-            with contextlib.suppress(Exception):
-                await runtime.remove_pod_sandbox(self.sandbox_id)
-            self.sandbox_id = ""
+        await self.sandbox.remove(self.pod, final=final)
 
     async def _terminate(self) -> None:
         """Graceful deletion: preStop, SIGTERM, SIGKILL after the grace period, then finish the DELETE."""
         deps = self.deps
         if self._gone:
-            await self._stop_everything(override=FORCE_GRACE, cap=None)
+            await self._stop_everything(override=FORCE_GRACE, cap=None, final=True)
         else:
-            await self._stop_everything(override=None, cap=None)
+            await self._stop_everything(override=None, cap=None, final=True)
             if not self.terminal:
                 self.terminal = True
                 with contextlib.suppress(Exception):
                     await self.write_status(terminal=True)
         with contextlib.suppress(Exception):
             await deps.volumes.cleanup(self.uid)
-        with contextlib.suppress(Exception):
-            deps.ip_allocator.release(self.uid)
         shutil.rmtree(log_directory(deps.root_dir, self.pod), ignore_errors=True)
         deps.backoff.forget(self.uid + "/")
         if self._gone:

@@ -18,9 +18,10 @@ from typing import Any
 
 from kubeling.api.quantity import cpu_millis, memory_bytes
 from kubeling.kubelet.env import EnvError, expand_command, resolve_env, service_env
+from kubeling.kubelet.poddns import ResolvConf, pod_dns, read_host_resolv_conf
 from kubeling.kubelet.status import CREATE_CONTAINER_CONFIG_ERROR, CREATE_CONTAINER_ERROR
 from kubeling.kubelet.volumes import VolumeManager
-from kubeling.runtime.interface import ContainerConfig, PodSandboxConfig, PortMapping, Resources
+from kubeling.runtime.interface import ContainerConfig, Mount, PodSandboxConfig, PortMapping, Resources
 
 Obj = dict[str, Any]
 
@@ -31,6 +32,11 @@ class DNSSettings:
 
     servers: list[str] = field(default_factory=lambda: ["10.43.0.10"])
     domain: str = "cluster.local"
+    resolv_conf: str = ""  # the node's resolv.conf (kubelet --resolv-conf); "" = /etc/resolv.conf
+
+    def host(self) -> ResolvConf:
+        """The node's own DNS settings (dnsPolicy Default), read now."""
+        return read_host_resolv_conf(self.resolv_conf)
 
 
 class ContainerConfigError(Exception):
@@ -55,33 +61,21 @@ def pod_hostname(pod: Obj) -> str:
     return str(name)[:63].rstrip("-.")
 
 
-def sandbox_config(pod: Obj, *, root_dir: str, pod_ip: str, dns: DNSSettings) -> PodSandboxConfig:
-    """The sandbox of `pod`: hostname, logs, network, DNS and host ports."""
+def sandbox_config(pod: Obj, *, root_dir: str, pod_ip: str, dns: DNSSettings,
+                   netns_path: str = "") -> PodSandboxConfig:
+    """The sandbox of `pod`: hostname, logs, network (namespace and IP), DNS and host ports."""
     meta = pod["metadata"]
     spec = pod.get("spec") or {}
     ns = meta.get("namespace") or "default"
-    servers: list[str] = []
-    searches: list[str] = []
-    options: list[str] = []
-    policy = spec.get("dnsPolicy") or "ClusterFirst"
-    if policy == "ClusterFirst" or (policy == "ClusterFirstWithHostNet" and spec.get("hostNetwork")):
-        servers = list(dns.servers)
-        searches = [f"{ns}.svc.{dns.domain}", f"svc.{dns.domain}", dns.domain]
-        options = ["ndots:5"]
-    dns_config = spec.get("dnsConfig") or {}
-    servers += dns_config.get("nameservers") or []
-    searches += dns_config.get("searches") or []
-    options += [f"{o['name']}:{o['value']}" if o.get("value") else o.get("name", "")
-                for o in dns_config.get("options") or []]
+    resolv = pod_dns(pod, cluster_dns=dns.servers, domain=dns.domain, host=dns.host())
     ports = [PortMapping(container_port=int(p["containerPort"]), host_port=int(p["hostPort"]),
                          protocol=p.get("protocol", "TCP"), host_ip=p.get("hostIP", ""))
              for c in spec.get("containers") or [] for p in c.get("ports") or [] if p.get("hostPort")]
-    if spec.get("subdomain"):
-        searches.insert(0, f"{spec['subdomain']}.{ns}.svc.{dns.domain}")
     return PodSandboxConfig(
         name=meta["name"], namespace=ns, uid=meta["uid"], hostname=pod_hostname(pod),
         log_directory=log_directory(root_dir, pod), pod_ip=pod_ip, host_network=bool(spec.get("hostNetwork")),
-        dns_servers=servers, dns_searches=searches, dns_options=options, port_mappings=ports,
+        netns_path=netns_path, dns_servers=resolv.nameservers, dns_searches=resolv.searches,
+        dns_options=resolv.options, port_mappings=ports,
         labels=dict(meta.get("labels") or {}), annotations=dict(meta.get("annotations") or {}))
 
 
@@ -106,10 +100,20 @@ def check_runnable(container: Obj) -> None:
             f"set command", reason=CREATE_CONTAINER_ERROR, retry=False)
 
 
+def with_pod_mounts(mounts: list[Mount], pod_mounts: list[Mount]) -> list[Mount]:
+    """`mounts` plus the pod's managed files, except at paths the container mounts something itself."""
+    taken = {os.path.normpath(m.container_path) for m in mounts}
+    return mounts + [m for m in pod_mounts if os.path.normpath(m.container_path) not in taken]
+
+
 async def container_config(client: Any, pod: Obj, container: Obj, *, root_dir: str, pod_ip: str, host_ip: str,
                            node_name: str, volumes: VolumeManager, volume_dirs: dict[str, str],
-                           attempt: int, services: list[Obj] | None = None) -> ContainerConfig:
-    """Everything the runtime needs to create `container`; ContainerConfigError when that is impossible."""
+                           attempt: int, services: list[Obj] | None = None,
+                           pod_mounts: list[Mount] | None = None) -> ContainerConfig:
+    """Everything the runtime needs to create `container`; ContainerConfigError when that is impossible.
+
+    `pod_mounts` are the kubelet-managed files of the pod (/etc/hosts, /etc/resolv.conf): every container
+    gets them, except where it mounts something at that path itself (as Kubernetes does)."""
     check_runnable(container)
     try:
         links = (pod.get("spec") or {}).get("enableServiceLinks", True) is not False
@@ -124,6 +128,7 @@ async def container_config(client: Any, pod: Obj, container: Obj, *, root_dir: s
         mounts = volumes.container_mounts(pod, container, volume_dirs, env_map)
     except Exception as err:  # a bad subPath is the user's error: show it, don't crash the worker
         raise ContainerConfigError(str(err)) from err
+    mounts = with_pod_mounts(mounts, pod_mounts or [])
     name = container["name"]
     return ContainerConfig(
         name=name, image=container.get("image", ""), command=expand_command(container, env_map),

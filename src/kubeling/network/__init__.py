@@ -6,6 +6,8 @@ network) path imports this package.
 
 from kubeling.network.cni import CNIError, CNIResult, NetworkPlugin
 from kubeling.network.podnetwork import PodNetwork, port_mappings_for_pod
+from kubeling.network.preflight import cni_available
 from kubeling.network.routes import NodeRoutes
 
-__all__ = ["CNIError", "CNIResult", "NetworkPlugin", "NodeRoutes", "PodNetwork", "port_mappings_for_pod"]
+__all__ = ["CNIError", "CNIResult", "NetworkPlugin", "NodeRoutes", "PodNetwork", "cni_available",
+           "port_mappings_for_pod"]

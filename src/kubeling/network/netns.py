@@ -180,3 +180,24 @@ async def socket_in_netns(path: str, family: int = socket.AF_INET, type: int = s
         return s
 
     return await call_in_netns(path, make)
+
+
+async def open_localhost_connection(path: str, port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A stream to localhost:`port` inside the namespace: 127.0.0.1 first, then ::1 (the Go "localhost"
+    dial Kubernetes' port-forward makes tries both). OSError naming both attempts when neither answers."""
+    loop = asyncio.get_running_loop()
+    errors: list[str] = []
+    for family, host in ((socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")):
+        try:
+            sock = await socket_in_netns(path, family)
+        except (OSError, NetnsError) as e:
+            errors.append(f"{host}: {e}")
+            continue
+        try:
+            await loop.sock_connect(sock, (host, port))
+        except OSError as e:
+            sock.close()
+            errors.append(f"{host}: {e.strerror or e}")
+            continue
+        return await asyncio.open_connection(sock=sock)
+    raise ConnectionRefusedError("; ".join(errors))

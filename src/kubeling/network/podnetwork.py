@@ -158,6 +158,7 @@ class PodNetwork:
         """
         await self.ensure_node()
         name = self.netns_name(pod_uid)
+        self._record_netns(pod_uid, present=True)  # before it exists: a crash right after still knows it
         path = await create_netns(name)
         caps = {"portMappings": [dict(m) for m in port_mappings]} if port_mappings else None
         args = self._cni_args(pod_name, pod_namespace, pod_uid)
@@ -192,6 +193,7 @@ class PodNetwork:
             except CNIError as e:
                 err = err or e
         await delete_netns(name)
+        self._record_netns(pod_uid, present=False)
         if err is not None:
             raise err
 
@@ -202,6 +204,39 @@ class PodNetwork:
     def pod_result(self, pod_uid: str) -> CNIResult | None:
         """The cached ADD result (survives a restart through `state_dir`)."""
         return self.main.cached_result(pod_uid, "eth0")
+
+    def known_pods(self) -> set[str]:
+        """Uids of every pod this node's network holds something for: a sandbox netns, a cached ADD
+        result or a host-local reservation. A restarted kubelet tears down those of deleted pods.
+
+        Only this network's own state counts (`state_dir`), never a scan of /run/netns: nodes that
+        share a machine (the multi-node tests) share /run/netns, and one must not take another's pods.
+        """
+        uids = set(_listdir(os.path.join(self.state_dir, "netns")))
+        results, head, tail = os.path.join(self.state_dir, "results"), f"{self.network_name}-", "-eth0.json"
+        uids.update(n[len(head):-len(tail)] for n in _listdir(results)
+                    if n.startswith(head) and n.endswith(tail) and len(n) > len(head) + len(tail))
+        ipam = os.path.join(self.state_dir, "ipam", self.network_name)
+        for name in _listdir(ipam):
+            try:
+                ipaddress.ip_address(name)  # reservations are named by address; skip lock/last_reserved_ip
+                with open(os.path.join(ipam, name)) as f:
+                    owner = f.read().split()
+            except (ValueError, OSError):
+                continue
+            if owner:
+                uids.add(owner[0])
+        return uids
+
+    def _record_netns(self, pod_uid: str, *, present: bool) -> None:
+        """Keep `<state_dir>/netns/<uid>` in step with the pod's namespace (see `known_pods`)."""
+        path = os.path.join(self.state_dir, "netns", pod_uid)
+        if present:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(path, "w") as f:
+                f.write(self.netns_name(pod_uid) + "\n")
+        elif os.path.exists(path):
+            os.unlink(path)
 
     @staticmethod
     def _cni_args(pod_name: str, pod_namespace: str, pod_uid: str) -> dict[str, str]:
@@ -231,3 +266,10 @@ class PodNetwork:
         _, err = await proc.communicate(ruleset.encode())
         if proc.returncode != 0:
             raise PodNetworkError(f"nft masquerade rule: {err.decode(errors='replace').strip()}")
+
+
+def _listdir(path: str) -> list[str]:
+    try:
+        return sorted(os.listdir(path))
+    except OSError:
+        return []

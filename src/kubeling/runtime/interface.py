@@ -51,6 +51,7 @@ class PodSandboxConfig:
     log_directory: str  # <root>/pods/<ns>_<name>_<uid>/
     pod_ip: str = ""  # assigned by the network layer (no-root mode: a loopback address)
     host_network: bool = False
+    netns_path: str = ""  # the pod's network namespace (root mode, CNI); "" = the node's network
     dns_servers: list[str] = field(default_factory=list)
     dns_searches: list[str] = field(default_factory=list)
     dns_options: list[str] = field(default_factory=list)

@@ -136,3 +136,24 @@ async def test_hostport_reachable_from_node(node: tuple[str, PodNetwork]) -> Non
     await net.teardown_pod("hp2")
     _, rules, _ = await exec_in_netns(node_ns, "iptables-save", "-t", "nat")
     assert "18080" not in rules  # portmap DEL removed the DNAT
+
+
+async def test_known_pods_are_this_networks_own_leftovers(node: tuple[str, PodNetwork], netns_prefix: str,
+                                                          plugin_dir: str, tmp_path: Path) -> None:
+    node_ns, net = node
+    await net.setup_pod("alive")
+    await net.setup_pod("crashed")
+    assert net.known_pods() == {"alive", "crashed"}
+    # A second node on the same machine (same /run/netns, own state) does not claim them.
+    other = PodNetwork("10.42.8.0/24", bin_dirs=[plugin_dir], conf_dir=str(tmp_path / "other"),
+                       node_netns=node_ns, netns_prefix=netns_prefix + "p-")
+    assert other.known_pods() == set()
+    # What a kubelet restarted after a crash does for a pod deleted meanwhile: tear down what is known.
+    net2 = PodNetwork(POD_CIDR, bin_dirs=[plugin_dir], conf_dir=str(tmp_path / "conf"),
+                      state_dir=str(tmp_path / "state"), node_netns=node_ns, netns_prefix=netns_prefix + "p-")
+    assert net2.known_pods() == {"alive", "crashed"}
+    await net2.teardown_pod("crashed")
+    assert net2.known_pods() == {"alive"} and not netns_exists(net.netns_name("crashed"))
+    assert net2.pod_result("alive") is not None
+    await net.teardown_pod("alive")
+    assert net.known_pods() == set()

@@ -9,9 +9,12 @@ order that matters:
 1. become the controlling terminal's session leader when given a pty;
 2. join the container's cgroups (before any user namespace, while the host
    uid still owns the cgroup files) so limits apply from the first byte;
-3. `run`: unshare the UTS + mount (+ user, when not root) namespaces, set the
-   hostname and build the container's view of the filesystem (see
-   `build_root`); `exec`: setns into the namespaces of the container's pid;
+3. `run`: join the pod's network namespace when the sandbox has one (setns on
+   the named netns file, before anything is unshared, so the container starts
+   on the pod's network), then unshare the UTS + mount (+ user, when not root)
+   namespaces, set the hostname and build the container's view of the
+   filesystem (see `build_root`); `exec`: setns into the namespaces of the
+   container's pid (network included);
 4. chdir to the working directory and execve the command with exactly the
    given environment.
 
@@ -42,11 +45,12 @@ import termios
 CLONE_NEWNS = 0x00020000
 CLONE_NEWUTS = 0x04000000
 CLONE_NEWUSER = 0x10000000
+CLONE_NEWNET = 0x40000000
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
 MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 32, 4096, 16384, 1 << 18
 MS_NOATIME, MS_NODIRATIME, MS_RELATIME = 1024, 2048, 1 << 21
 MNT_DETACH = 2
-NS_FLAGS = {"user": CLONE_NEWUSER, "mnt": CLONE_NEWNS, "uts": CLONE_NEWUTS}
+NS_FLAGS = {"user": CLONE_NEWUSER, "net": CLONE_NEWNET, "mnt": CLONE_NEWNS, "uts": CLONE_NEWUTS}
 
 _libc = ctypes.CDLL(None, use_errno=True)
 
@@ -194,6 +198,15 @@ class RootBuilder:
         os.chdir("/")
 
 
+def join_netns(path: str) -> None:
+    """Enter the pod sandbox's network namespace (a bind-mounted netns file, e.g. /run/netns/kl-pod-<uid>)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        setns(fd, CLONE_NEWNET)
+    finally:
+        os.close(fd)
+
+
 def run_namespaces(spec: dict) -> None:
     flags = CLONE_NEWNS | CLONE_NEWUTS
     if spec["userns"]:
@@ -216,7 +229,7 @@ def join_namespaces(spec: dict) -> None:
     pid = spec["target_pid"]
     fds = {ns: os.open(f"/proc/{pid}/ns/{ns}", os.O_RDONLY) for ns in spec["join"]}
     root = os.open(f"/proc/{pid}/root", os.O_RDONLY | os.O_DIRECTORY)
-    for ns in ("user", "mnt", "uts"):  # user first: it grants the rights for the others
+    for ns in ("user", "net", "mnt", "uts"):  # user first: it grants the rights for the others
         if ns in fds:
             setns(fds[ns], NS_FLAGS[ns])
             os.close(fds[ns])
@@ -256,6 +269,8 @@ def main(argv: list[str]) -> None:
             fcntl.ioctl(0, termios.TIOCSCTTY, 0)
         for procs in spec.get("cgroup_procs", []):
             _write(procs, str(os.getpid()))
+        if spec["mode"] == "run" and spec.get("netns"):
+            join_netns(spec["netns"])  # first: the mount namespace built next may hide /run/netns
         if spec["mode"] == "run" and spec.get("namespaces"):
             run_namespaces(spec)
         elif spec["mode"] == "exec" and spec.get("join"):

@@ -1,12 +1,16 @@
 """ProcessRuntime: each container is a host process tree in its own session.
 
 The runtime that needs nothing but Linux: no images, no daemon. A pod sandbox
-is a record (hostname, pod IP, log directory, pod cgroup); a container is the
-host binary named by its command, started by the init helper (init.py) in its
-own session, UTS + mount namespaces (own user namespace when not root, where
-the kernel allows) and cgroup. Namespaces are per container, each set up with
-the pod's hostname and that container's mounts: the visible result is the
-pod's, without a long-lived "pause" process per pod.
+is a record (hostname, pod IP, log directory, pod cgroup and, in root mode,
+the pod's network namespace); a container is the host binary named by its
+command, started by the init helper (init.py) in its own session, UTS + mount
+namespaces (own user namespace when not root, where the kernel allows) and
+cgroup. Namespaces are per container, each set up with the pod's hostname and
+that container's mounts: the visible result is the pod's, without a
+long-lived "pause" process per pod. The network namespace is the exception:
+it is the pod's, created and wired by the kubelet's network layer (CNI) and
+pinned under /run/netns, so every container of the pod joins the same one
+and it outlives container restarts, as the pause container's does.
 
 State lives under `root_dir` (see state.py) so a new instance adopts the
 processes of a previous one by pid; `close()` stops every container, so the
@@ -120,6 +124,12 @@ class ProcessRuntime:
     # ---- sandboxes --------------------------------------------------------------
 
     async def run_pod_sandbox(self, config: PodSandboxConfig) -> str:
+        if config.netns_path:
+            if not self._caps.root:
+                raise RuntimeError_("joining a pod network namespace needs root", reason="CreatePodSandboxError")
+            if not _exists(config.netns_path):
+                raise RuntimeError_(f"pod network namespace {config.netns_path} does not exist",
+                                    reason="CreatePodSandboxError")
         sid = secrets.token_hex(16)
         os.makedirs(config.log_directory, exist_ok=True)
         rec = SandboxRecord(sid, config, time.time())
@@ -185,8 +195,10 @@ class ProcessRuntime:
         log_path = config.log_path or os.path.join(
             sandbox.config.log_directory, config.name, f"{config.attempt}.log")
         rec = ContainerRecord(cid, sandbox_id, config, log_path, time.time())
+        if sandbox.config.netns_path:
+            rec.namespaces.append("net")  # the pod's: an exec joins it like the container did
         if self._caps.hostname:
-            rec.namespaces = ["mnt", "uts"] + (["user"] if self._caps.user_namespace else [])
+            rec.namespaces += ["mnt", "uts"] + (["user"] if self._caps.user_namespace else [])
         if self._cgroups is not None and sandbox.cgroup:
             pod = Cgroup(self._cgroups.version, sandbox.cgroup)
             try:
@@ -223,7 +235,8 @@ class ProcessRuntime:
         spec: spawn.InitSpec = {
             "mode": "run", "argv": cfg.command, "env": self._env(rec), "cwd": cfg.working_dir,
             "cgroup_procs": cgroup.procs_files() if cgroup else [], "tty": cfg.tty,
-            "namespaces": bool(rec.namespaces), "userns": "user" in rec.namespaces,
+            "netns": sandbox.config.netns_path if "net" in rec.namespaces else "",
+            "namespaces": "uts" in rec.namespaces, "userns": "user" in rec.namespaces,
             "hostname": sandbox.config.hostname,
             # Parents before children, so a mount inside another volume is not hidden by it.
             "mounts": [(m.host_path, m.container_path, m.read_only)
@@ -365,7 +378,17 @@ class ProcessRuntime:
                              exit_code=exit_code, unsubscribe=unsubscribe, on_close_stdin=on_close_stdin)
 
     async def port_forward(self, sandbox_id: str, port: int) -> tuple[object, object]:
+        """Connect to `port` in the pod: to localhost inside its network namespace when it has one
+        (as Kubernetes does, so a server bound to 127.0.0.1 in the pod is reachable), else to the pod IP."""
         sandbox = self._sandbox(sandbox_id)
+        if sandbox.config.netns_path:
+            from kubeling.network.netns import open_localhost_connection  # root mode only
+
+            try:
+                return await open_localhost_connection(sandbox.config.netns_path, port)
+            except OSError as exc:
+                raise RuntimeError_(f"cannot connect to localhost:{port} in the pod: {exc}",
+                                    reason="PortForwardError") from exc
         host = sandbox.config.pod_ip or "127.0.0.1"
         try:
             return await asyncio.open_connection(host, port)
@@ -387,6 +410,10 @@ class ProcessRuntime:
             return ContainerStats(timestamp=now)
         cpu, rss = await asyncio.to_thread(spawn.usage, rec.pid)
         return ContainerStats(cpu, rss, rss, now)
+
+
+def _exists(path: str) -> bool:
+    return os.path.exists(path)
 
 
 def _moves_paths(config: ContainerConfig) -> bool:

@@ -36,6 +36,7 @@ class InitSpec(TypedDict, total=False):
     cgroup_procs: list[str]  # cgroup.procs files to join before anything else
     status_fd: int
     # run mode
+    netns: str  # path of the pod's network namespace to join first ("" = the node's network)
     namespaces: bool
     userns: bool
     hostname: str
@@ -44,7 +45,7 @@ class InitSpec(TypedDict, total=False):
     stash: str  # host dir (ours) for shadowed directories' originals
     # exec mode
     target_pid: int
-    join: list[str]  # namespaces of target_pid to enter: "user", "mnt", "uts"
+    join: list[str]  # namespaces of target_pid to enter: "user", "net", "mnt", "uts"
 
 
 INIT_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "init.py")
