@@ -409,3 +409,26 @@ def test_pods_reach_the_api_server_through_the_kubernetes_service(web: Env) -> N
                 "import urllib.request; print(urllib.request.urlopen("
                 "'http://kubernetes.default.svc.cluster.local:443/version', timeout=5).read().decode())")
     assert json.loads(out)["major"] == "1", out
+
+
+def test_host_port_reaches_the_pod_through_portmap(web: Env) -> None:
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "hostport", "namespace": NS},
+           "spec": {"nodeName": NODES[1], "terminationGracePeriodSeconds": 1,
+                    "containers": [{"name": "web", "image": "python:3-slim", "command": ["python3", "-c", SERVER],
+                                    "ports": [{"containerPort": 8080, "hostPort": 18080}]}]}}
+    web.k("apply", "-f", "-", input=json.dumps(pod))
+    web.names.add("hostport")
+    web.k("wait", "-n", NS, "--for=condition=Ready", "pod/hostport", "--timeout=60s")
+    url = f"http://{web.topo.address(1)}:18080/"
+
+    def answers() -> dict[str, int] | None:
+        try:
+            return web.requests_from_node(0, url, 3)
+        except AssertionError:
+            return None
+
+    assert wait_until("hostPort answers from node 1", answers, timeout=10, interval=0.3) == {"hostport": 3}
+    assert web.requests_from_pod("client-a", url, 3) == {"hostport": 3}
+    web.k("delete", "pod", "hostport", "-n", NS, "--wait=true", "--timeout=30s")
+    res = web.topo.run(web.topo.nodes[0], "curl", "-s", "-m", "2", url, check=False)
+    assert res.returncode != 0, "the hostPort mapping is gone with the pod"
