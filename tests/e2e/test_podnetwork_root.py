@@ -432,3 +432,12 @@ def test_host_port_reaches_the_pod_through_portmap(web: Env) -> None:
     web.k("delete", "pod", "hostport", "-n", NS, "--wait=true", "--timeout=30s")
     res = web.topo.run(web.topo.nodes[0], "curl", "-s", "-m", "2", url, check=False)
     assert res.returncode != 0, "the hostPort mapping is gone with the pod"
+
+
+def test_proxy_cleanup_removes_its_rules(web: Env) -> None:
+    """Last: `kubeling proxy --cleanup` (uninstall) deletes the table of node 2's stopped proxy."""
+    web.proxy.stop()
+    assert "kubeling-proxy" in web.on_node(1, "nft", "list", "tables")
+    out = web.on_node(1, sys.executable, "-m", "kubeling", "proxy", "--cleanup")
+    assert "removed" in out, out
+    assert "kubeling-proxy" not in web.on_node(1, "nft", "list", "tables")

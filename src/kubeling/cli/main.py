@@ -124,8 +124,8 @@ def main(argv: list[str] | None = None) -> int:
                        help=f"the cluster's pod range (not masqueraded between nodes; default {DEFAULT_CLUSTER_CIDR})")
     _node_args(agent)
     proxy = sub.add_parser("proxy", help="run only the Service proxy of a node (like kube-proxy)")
-    proxy.add_argument("--server", required=True, help="the API server URL")
-    proxy.add_argument("--token", required=True, help="the join token (the server's <data-dir>/token)")
+    proxy.add_argument("--server", default="", help="the API server URL (required unless --cleanup)")
+    proxy.add_argument("--token", default="", help="the join token (the server's <data-dir>/token)")
     proxy.add_argument("--node-name", default="", help="node name (default: the host name)")
     proxy.add_argument("--node-address", default="", help="the node's address (as for `kubeling agent`)")
     proxy.add_argument("--pod-network", default="auto", choices=POD_NETWORKS,
@@ -185,13 +185,15 @@ def main(argv: list[str] | None = None) -> int:
         return agent_cli.run(args.server, args.token, data_dir, opts)
     if args.command == "proxy":
         from kubeling.cli import proxy as proxy_cli
+        if args.cleanup:
+            return proxy_cli.cleanup()
+        if not args.server or not args.token:
+            parser.error("kubeling proxy needs --server and --token (or --cleanup)")
         mode = _network_mode(parser, args)
         try:
             address = network.node_address(args.node_address, mode)
         except network.NetworkModeError as exc:
             parser.exit(2, f"kubeling: {exc}\n")
-        if args.cleanup:
-            return proxy_cli.cleanup()
         return proxy_cli.run(args.server, args.token, node_name=args.node_name, address=address, mode=mode,
                              cluster_cidr=args.cluster_cidr, service_lb=not args.no_service_lb)
     if args.command == "simulate":

@@ -49,7 +49,7 @@ def run(server: str, token: str, *, node_name: str, address: str, mode: NetworkM
 
 def cleanup() -> int:
     """Delete the nftables proxy's table (uninstall); 0 also when there was nothing to delete."""
-    from kubeling.proxy.nftables import cleanup as nft_cleanup
+    from kubeling.proxy import nftables_cleanup as nft_cleanup
     asyncio.run(nft_cleanup())
     print("kubeling proxy: nftables rules removed", flush=True)
     return 0

@@ -7,9 +7,15 @@ if one of its parts dies, `run()` raises and the supervisor stops the process
 loudly, as for every other component. `stop()` closes every listener and every
 proxied connection: nothing bound survives the component.
 
-Only the userspace mode exists today (the no-root network mode of DESIGN.md);
-asking for another mode fails at construction with a clear message instead of
-silently serving nothing.
+Two modes, as in DESIGN.md: "userspace" (the no-root network mode: asyncio
+listeners on loopback addresses) and "nftables" (the root mode: kernel rules in
+table `ip kubeling-proxy`, see `nftables.py`; `nftables_available()` says whether
+this machine can run it). ServiceLB is the same in both: it only writes the
+ingress status; with nftables the rules serve the ingress IP (the node address).
+In the nftables mode `stop()` leaves the rules in place, as kube-proxy does, so a
+restart does not interrupt traffic; `cleanup()` removes them. Asking for an
+unknown mode fails at construction with a clear message instead of silently
+serving nothing.
 """
 
 from __future__ import annotations
@@ -22,12 +28,15 @@ from typing import Any
 
 from kubeling.client import EventRecorder, Informer, KubeClient
 from kubeling.client.resources import ENDPOINTSLICES, SERVICES
+from kubeling.proxy.nftables import NftablesProxy
+from kubeling.proxy.nftables_exec import nftables_available
 from kubeling.proxy.servicelb import ServiceLB
 from kubeling.proxy.userspace import SLICE_INDEX, UserspaceProxy, slice_service_index
 
 log = logging.getLogger(__name__)
 
-MODES = ("userspace",)
+MODES = ("userspace", "nftables")
+__all__ = ["MODES", "ServiceProxy", "nftables_available"]
 
 
 def raise_open_files_limit() -> None:
@@ -42,10 +51,13 @@ class ServiceProxy:
     """Serves every Service on this node (ClusterIP, NodePort, externalIPs, LoadBalancer) plus ServiceLB."""
 
     def __init__(self, client: KubeClient, *, node_name: str, node_address: str = "127.0.0.1",
-                 mode: str = "userspace", service_lb: bool = True) -> None:
+                 mode: str = "userspace", cluster_cidr: str | None = None, service_lb: bool = True,
+                 masquerade_all: bool | None = None, netns: str | None = None,
+                 sync_period: float = 30.0, min_sync_period: float = 0.05) -> None:
+        """`cluster_cidr`, `masquerade_all` (None: only without br_netfilter), `netns` (run nft in that
+        named network namespace), `sync_period` and `min_sync_period` apply to the nftables mode."""
         if mode not in MODES:
-            raise ValueError(f"proxy mode {mode!r} is not implemented (available: {', '.join(MODES)}); "
-                             f"the nftables mode needs root and comes later")
+            raise ValueError(f"proxy mode {mode!r} is not implemented (available: {', '.join(MODES)})")
         self.client = client
         self.node_name = node_name
         self.node_address = node_address
@@ -53,8 +65,14 @@ class ServiceProxy:
         self.services = Informer(client, SERVICES)
         self.slices = Informer(client, ENDPOINTSLICES, indexers={SLICE_INDEX: slice_service_index})
         recorder = EventRecorder(client, component="kubeling-proxy", host=node_name)
-        self.proxy = UserspaceProxy(self.services, self.slices, node_name=node_name,
-                                    node_address=node_address, recorder=recorder)
+        self.proxy: UserspaceProxy | NftablesProxy
+        if mode == "nftables":
+            self.proxy = NftablesProxy(self.services, self.slices, node_name=node_name, node_address=node_address,
+                                       recorder=recorder, cluster_cidr=cluster_cidr, masquerade_all=masquerade_all,
+                                       netns=netns, sync_period=sync_period, min_sync_period=min_sync_period)
+        else:
+            self.proxy = UserspaceProxy(self.services, self.slices, node_name=node_name,
+                                        node_address=node_address, recorder=recorder)
         self.service_lb = (ServiceLB(client, self.services, node_address=node_address,
                                      recorder=EventRecorder(client, component="service-lb-controller",
                                                             host=node_name))
@@ -76,7 +94,8 @@ class ServiceProxy:
 
     async def run(self) -> None:
         """Watch, program and serve until `stop()`; raises if a part of the proxy dies."""
-        raise_open_files_limit()
+        if self.mode == "userspace":
+            raise_open_files_limit()
         self._stopping.clear()
         await self.services.start()
         await self.slices.start()
@@ -95,7 +114,7 @@ class ServiceProxy:
             await self._shutdown()
 
     async def stop(self) -> None:
-        """Stop serving: close every listener and connection, stop the informers."""
+        """Stop: close every listener and connection (userspace) — nftables rules stay —, stop the informers."""
         self._stopping.set()
         await self._shutdown()
 
@@ -107,3 +126,8 @@ class ServiceProxy:
         await self.proxy.close()
         await self.services.stop()
         await self.slices.stop()
+
+    async def cleanup(self) -> None:
+        """Remove what the proxy left in the kernel (the nftables table); nothing to do in userspace mode."""
+        if isinstance(self.proxy, NftablesProxy):
+            await self.proxy.cleanup()

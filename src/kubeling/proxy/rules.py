@@ -18,7 +18,11 @@ LoadBalancer traffic. Services labelled `service.kubernetes.io/service-proxy-nam
 belong to another proxy and are skipped, as kube-proxy does. Addresses the
 userspace proxy cannot serve (anything outside loopback, unless it is the
 node's own address) are not served and are reported as problems so the caller
-can tell the user, never silently.
+can tell the user, never silently; the nftables proxy serves every address
+(`any_address=True`). Each frontend also carries the cluster-wide endpoints and
+whether a Local policy narrowed its own, because kube-proxy's nftables rules
+send pod- and node-originated traffic to an `externalTrafficPolicy: Local`
+address over the cluster-wide endpoints (the "short-circuit" rules).
 """
 
 from __future__ import annotations
@@ -50,6 +54,8 @@ class Frontend:
     kind: str  # ClusterIP, NodePort, ExternalIP or LoadBalancer (for messages)
     endpoints: tuple[Endpoint, ...]
     affinity_timeout: float | None  # seconds of ClientIP stickiness; None = none
+    local_policy: bool = False  # a Local traffic policy narrowed `endpoints` to this node's
+    cluster_endpoints: tuple[Endpoint, ...] = ()  # every usable endpoint, whatever the policy
 
     @property
     def protocol(self) -> str:
@@ -124,8 +130,13 @@ def _affinity_timeout(spec: Obj) -> float | None:
     return float(config.get("timeoutSeconds") or DEFAULT_AFFINITY_TIMEOUT)
 
 
-def plan_service(service: Obj, slices: Iterable[Obj], *, node_name: str, node_address: str) -> Plan:
-    """Everything this node should serve for `service` (an ExternalName or a headless one: only what applies)."""
+def plan_service(service: Obj, slices: Iterable[Obj], *, node_name: str, node_address: str,
+                 any_address: bool = False) -> Plan:
+    """Everything this node should serve for `service` (an ExternalName or a headless one: only what applies).
+
+    `any_address=False` is the userspace proxy's view (loopback and the node address only);
+    the nftables proxy passes True and gets every address.
+    """
     plan = Plan()
     meta, spec = service.get("metadata") or {}, service.get("spec") or {}
     stype = spec.get("type") or "ClusterIP"
@@ -145,36 +156,39 @@ def plan_service(service: Obj, slices: Iterable[Obj], *, node_name: str, node_ad
                 ingress.append(str(entry["ip"]))
 
     def add(protocol: str, address: str, port: int | None, kind: str, port_name: str,
-            endpoints: tuple[Endpoint, ...]) -> None:
+            endpoints: tuple[Endpoint, ...], local: bool, everywhere: tuple[Endpoint, ...]) -> None:
         if not port:
             return
-        if address != node_address and not is_loopback(address):
+        if not any_address and address != node_address and not is_loopback(address):
             plan.problems.append(("AddressNotServed",
                                   f"{kind} address {address} is not a loopback address: the userspace proxy "
                                   f"(no-root network mode) serves only 127.0.0.0/8 and the node address"))
             return
         fkey = (protocol, address, int(port))
-        plan.frontends[fkey] = Frontend(fkey, key, port_name, kind, endpoints, affinity)
+        plan.frontends[fkey] = Frontend(fkey, key, port_name, kind, endpoints, affinity,
+                                        local_policy=local, cluster_endpoints=everywhere)
 
     for port in spec.get("ports") or []:
         protocol = port.get("protocol") or "TCP"
         name = port.get("name") or ""
         if protocol not in SUPPORTED_PROTOCOLS:
+            mode = "nftables" if any_address else "userspace"
             plan.problems.append(("UnsupportedProtocol",
                                   f"port {name or port.get('port')}: protocol {protocol} is not proxied "
-                                  f"(the userspace proxy serves TCP and UDP)"))
+                                  f"(the {mode} proxy serves TCP and UDP)"))
             continue
         everywhere = endpoints_for(slices, name, protocol)
         local = endpoints_for(slices, name, protocol, node_name=node_name)
         internal = local if internal_local else everywhere
         external = local if external_local else everywhere
         for ip in cluster_ips:
-            add(protocol, ip, port.get("port"), "ClusterIP", name, internal)
+            add(protocol, ip, port.get("port"), "ClusterIP", name, internal, internal_local, everywhere)
         for ip in spec.get("externalIPs") or []:
-            add(protocol, ip, port.get("port"), "ExternalIP", name, external)
+            add(protocol, ip, port.get("port"), "ExternalIP", name, external, external_local, everywhere)
         if stype in ("NodePort", "LoadBalancer"):
-            add(protocol, node_address, port.get("nodePort"), "NodePort", name, external)
+            add(protocol, node_address, port.get("nodePort"), "NodePort", name, external, external_local,
+                everywhere)
         for ip in ingress:
-            add(protocol, ip, port.get("port"), "LoadBalancer", name, external)
+            add(protocol, ip, port.get("port"), "LoadBalancer", name, external, external_local, everywhere)
     plan.problems = list(dict.fromkeys(plan.problems))
     return plan

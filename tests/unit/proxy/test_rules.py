@@ -89,3 +89,20 @@ def test_services_of_another_proxy_are_skipped() -> None:
     svc = _svc()
     svc["metadata"]["labels"] = {"service.kubernetes.io/service-proxy-name": "kubeling-dns"}
     assert not plan_service(svc, [], node_name="a", node_address="127.0.0.1").frontends
+
+
+def test_any_address_serves_every_address_and_keeps_cluster_endpoints() -> None:
+    """The nftables proxy's view: no address refused; Local frontends still carry every endpoint."""
+    slices = [_slice(_ep("10.42.0.1", node="a"), _ep("10.42.1.2", node="b"))]
+    svc = _svc(type="NodePort", clusterIP="10.43.0.5", externalIPs=["192.0.2.1"], externalTrafficPolicy="Local")
+    plan = plan_service(svc, slices, node_name="a", node_address="10.250.0.1", any_address=True)
+    assert not plan.problems
+    external = plan.frontends[("TCP", "192.0.2.1", 80)]
+    assert external.local_policy and external.endpoints == (("10.42.0.1", 80),)
+    assert external.cluster_endpoints == (("10.42.0.1", 80), ("10.42.1.2", 80))
+    cluster_ip = plan.frontends[("TCP", "10.43.0.5", 80)]
+    assert not cluster_ip.local_policy and cluster_ip.endpoints == cluster_ip.cluster_endpoints
+    # The userspace view of the same Service is unchanged: those addresses are reported, not served.
+    userspace = plan_service(svc, slices, node_name="a", node_address="10.250.0.1")
+    assert [reason for reason, _ in userspace.problems] == ["AddressNotServed", "AddressNotServed"]
+    assert set(userspace.frontends) == {("TCP", "10.250.0.1", 30080)}
