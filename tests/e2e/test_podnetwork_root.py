@@ -434,6 +434,33 @@ def test_host_port_reaches_the_pod_through_portmap(web: Env) -> None:
     assert res.returncode != 0, "the hostPort mapping is gone with the pod"
 
 
+def test_statefulset_pods_have_stable_dns_names(web: Env) -> None:
+    """`<pod>.<service>.<ns>.svc.cluster.local` for the pods of a StatefulSet behind a headless Service,
+    and the pod's own /etc/hosts carries that name (the kubelet-managed hosts file)."""
+    objs = [{"apiVersion": "v1", "kind": "Service", "metadata": {"name": "db", "namespace": NS},
+             "spec": {"clusterIP": "None", "selector": {"app": "db"}, "ports": [{"name": "db", "port": 5432}]}},
+            {"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "db", "namespace": NS},
+             "spec": {"serviceName": "db", "replicas": 2, "selector": {"matchLabels": {"app": "db"}},
+                      "template": {"metadata": {"labels": {"app": "db"}}, "spec": {
+                          "terminationGracePeriodSeconds": 1,
+                          "containers": [{"name": "db", "image": "python:3-slim", "command": ["sleep", "3600"]}]}}}}]
+    web.k("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": objs}))
+    web.names |= {"db-0", "db-1"}
+    wait_until("db 2/2 ready", lambda: get_json(web.k, "statefulset", "db", "-n", NS).get("status", {})
+               .get("readyReplicas") == 2, timeout=60)
+    for name in ("db-0", "db-1"):
+        pod_ip = get_json(web.k, "pod", name, "-n", NS)["status"]["podIP"]
+        fqdn = f"{name}.db.{NS}.svc.cluster.local"
+
+        def resolved(fqdn: str = fqdn) -> str:
+            res = web.k.run("exec", "-n", NS, "client-a", "--", "getent", "hosts", fqdn, check=False)
+            return res.stdout.split()[0] if res.returncode == 0 and res.stdout.strip() else ""
+
+        assert wait_until(f"{fqdn} resolves", resolved, timeout=10, interval=0.3) == pod_ip
+        hosts = web.k("exec", "-n", NS, name, "--", "cat", "/etc/hosts")
+        assert any(line.split()[:3] == [pod_ip, fqdn, name] for line in hosts.splitlines()), hosts
+
+
 def test_proxy_cleanup_removes_its_rules(web: Env) -> None:
     """Last: `kubeling proxy --cleanup` (uninstall) deletes the table of node 2's stopped proxy."""
     web.proxy.stop()
