@@ -56,21 +56,18 @@ def _node_args(p: argparse.ArgumentParser) -> None:
                    help="set a kubelet option, e.g. backoff_base=1 (repeatable)")
 
 
-def _network_mode(parser: argparse.ArgumentParser, args: argparse.Namespace) -> NetworkMode:
+def _network_mode(parser: argparse.ArgumentParser, args: argparse.Namespace) -> tuple[NetworkMode, str]:
+    """(network mode, node address) from --pod-network, --proxy-mode and --node-address."""
     try:
-        return network.resolve(args.pod_network, args.proxy_mode)
+        return network.resolve_node(args.pod_network, args.proxy_mode, args.node_address)
     except network.NetworkModeError as exc:
         parser.exit(2, f"kubeling: {exc}\n")
 
 
-def _node_options(parser: argparse.ArgumentParser, args: argparse.Namespace, mode: NetworkMode,
+def _node_options(parser: argparse.ArgumentParser, args: argparse.Namespace, mode: NetworkMode, address: str,
                   service_cidr: str | None) -> NodeOptions:
     from kubeling.cli.node import DNSOptions, NodeOptions
     kubelet = _controller_options(parser, args.kubelet_option, flag="--kubelet-option")
-    try:
-        address = network.node_address(args.node_address, mode)
-    except network.NetworkModeError as exc:
-        parser.exit(2, f"kubeling: {exc}\n")
     opts = NodeOptions(node_name=args.node_name, address=address, kubelet_port=args.kubelet_port,
                        pod_ip_range=args.pod_ip_range, kubelet=kubelet, pod_network=mode.pod_network,
                        proxy_mode=mode.proxy_mode, cluster_cidr=getattr(args, "cluster_cidr", DEFAULT_CLUSTER_CIDR),
@@ -165,11 +162,11 @@ def main(argv: list[str] | None = None) -> int:
         from kubeling.cli.server import ServerOptions, run
         data_dir = args.data_dir or kubeconfig.default_data_dir()
         if args.command == "up":
-            mode = _network_mode(parser, args)
+            mode, address = _network_mode(parser, args)
         else:  # the control plane alone: the range follows what this host's nodes would choose
-            mode = network.NetworkMode("host" if network.cni_reason() else "cni", "userspace")
+            mode, address = network.NetworkMode("host" if network.cni_reason() else "cni", "userspace"), ""
         service_cidr = args.service_cidr or mode.default_service_cidr()
-        node = _node_options(parser, args, mode, service_cidr) if args.command == "up" else None
+        node = _node_options(parser, args, mode, address, service_cidr) if args.command == "up" else None
         controller_options = _controller_options(parser, args.controller_option)
         controller_options.setdefault("cluster_cidr", args.cluster_cidr)
         return run(data_dir, args.bind, args.port, merge_kubeconfig=not args.no_merge_kubeconfig,
@@ -179,8 +176,8 @@ def main(argv: list[str] | None = None) -> int:
                                          node_port_range=args.service_node_port_range))
     if args.command == "agent":
         from kubeling.cli import agent as agent_cli
-        mode = _network_mode(parser, args)
-        opts = _node_options(parser, args, mode, None)
+        mode, address = _network_mode(parser, args)
+        opts = _node_options(parser, args, mode, address, None)
         data_dir = args.data_dir or kubeconfig.default_data_dir() / "agent" / opts.resolved_name()
         return agent_cli.run(args.server, args.token, data_dir, opts)
     if args.command == "proxy":
@@ -189,11 +186,7 @@ def main(argv: list[str] | None = None) -> int:
             return proxy_cli.cleanup()
         if not args.server or not args.token:
             parser.error("kubeling proxy needs --server and --token (or --cleanup)")
-        mode = _network_mode(parser, args)
-        try:
-            address = network.node_address(args.node_address, mode)
-        except network.NetworkModeError as exc:
-            parser.exit(2, f"kubeling: {exc}\n")
+        mode, address = _network_mode(parser, args)
         return proxy_cli.run(args.server, args.token, node_name=args.node_name, address=address, mode=mode,
                              cluster_cidr=args.cluster_cidr, service_lb=not args.no_service_lb)
     if args.command == "simulate":

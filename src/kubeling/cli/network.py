@@ -122,3 +122,17 @@ def node_address(requested: str, mode: NetworkMode) -> str:
     if not found:
         raise NetworkModeError("no default route to take the node address from; pass --node-address")
     return found
+
+
+def resolve_node(pod_network: str = "auto", proxy_mode: str = "auto", address: str = "") -> tuple[
+        NetworkMode, str]:
+    """The modes and the node address together. Under `auto`, a host that could run the root mode
+    but has no address to give its node (no default route, no --node-address) takes the no-root
+    mode and says why, instead of refusing to start."""
+    mode = resolve(pod_network, proxy_mode)
+    try:
+        return mode, node_address(address, mode)
+    except NetworkModeError as exc:
+        if pod_network != "auto" or address or not mode.root or proxy_mode == "nftables":
+            raise
+        return NetworkMode("host", "userspace", reason=str(exc)), "127.0.0.1"

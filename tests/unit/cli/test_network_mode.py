@@ -70,3 +70,15 @@ def test_node_address(host: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setattr(network, "default_route_address", lambda: "")
     with pytest.raises(NetworkModeError, match="pass --node-address"):
         node_address("", root)
+
+
+def test_auto_without_a_node_address_takes_the_no_root_mode(host: dict[str, str],
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(network, "default_route_address", lambda: "")
+    mode, address = network.resolve_node("auto", "auto", "")
+    assert (mode.pod_network, mode.proxy_mode, address) == ("host", "userspace", "127.0.0.1")
+    assert "no default route" in mode.reason
+    # asked for explicitly, or with an address given, there is no silent fallback
+    with pytest.raises(NetworkModeError, match="pass --node-address"):
+        network.resolve_node("cni", "auto", "")
+    assert network.resolve_node("auto", "auto", "192.0.2.4") == (resolve("cni"), "192.0.2.4")
