@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import pwd
+import random
 import shutil
 import subprocess
 import sys
@@ -68,7 +69,8 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
         os.chown(base, uid, uid)
     else:
         uid, python = os.geteuid(), [sys.executable]
-    up = Up(base / "data", node_name=NODE)
+    # a service range of its own, so other clusters on this host never answer in its place
+    up = Up(base / "data", node_name=NODE, extra_args=["--service-cidr", f"127.{random.randint(91, 99)}.0.0/16"])
     if os.geteuid() == 0:
         up.user = uid
         up.python = python
@@ -116,6 +118,37 @@ def test_examples_run_unprivileged(env: Env) -> None:
     assert len(procs) >= 4, describe(procs)
     for pid in procs:
         assert os.stat(f"/proc/{pid}").st_uid == env.uid, f"{describe([pid])} does not run as uid {env.uid}"
+
+
+def test_services_through_the_userspace_proxy(env: Env) -> None:
+    """ClusterIP and NodePort answer from the host; a port below 1024 is reported, not silently dropped."""
+    k = env.k
+    wait_available(k, "web", 3)
+    names = {p["metadata"]["name"] for p in get_json(k, "pods", "-l", "app=web")["items"]}
+    k("expose", "deployment", "web", "--name", "web-cip", "--port", "8080")
+    k("expose", "deployment", "web", "--name", "web-np", "--type", "NodePort", "--port", "8080")
+    k("expose", "deployment", "web", "--name", "web-80", "--port", "80", "--target-port", "8080")
+    cluster_ip = get_json(k, "service", "web-cip")["spec"]["clusterIP"]
+    node_port = get_json(k, "service", "web-np")["spec"]["ports"][0]["nodePort"]
+    for url in (f"http://{cluster_ip}:8080/", f"http://127.0.0.1:{node_port}/"):
+        def answers(url: str = url) -> bool:
+            try:
+                with urllib.request.urlopen(url, timeout=2) as resp:
+                    return resp.status == 200
+            except OSError:
+                return False
+
+        wait_until(f"{url} answers", answers, timeout=15, interval=0.2)
+        for _ in range(30):
+            with urllib.request.urlopen(url, timeout=5) as resp:
+                assert resp.status == 200
+    assert len(names) == 3
+
+    def port_80_reported() -> bool:
+        events = get_json(k, "events", "--field-selector", "involvedObject.name=web-80")["items"]
+        return any("below 1024" in (e.get("message") or "") for e in events)
+
+    wait_until("a FailedToListen event for port 80", port_80_reported, timeout=15, interval=0.3)
 
 
 def test_stop_leaves_no_pod_process(env: Env) -> None:
