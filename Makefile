@@ -21,9 +21,9 @@ test-deps: install
 	$(BIN)/pip install -q -e '.[test]'
 	@if [ "$$(id -u)" = "0" ] && { ! command -v sqlite3 >/dev/null 2>&1 || ! command -v ip >/dev/null 2>&1 \
 		|| ! command -v nft >/dev/null 2>&1 || [ ! -x /usr/lib/cni/bridge ] || ! command -v iptables >/dev/null 2>&1 \
-		|| ! command -v nslookup >/dev/null 2>&1 || ! command -v curl >/dev/null 2>&1; }; then \
+		|| ! command -v nslookup >/dev/null 2>&1 || ! command -v curl >/dev/null 2>&1 || ! command -v conntrack >/dev/null 2>&1; }; then \
 		apt-get update -qq && apt-get install -y -qq sqlite3 containernetworking-plugins iproute2 nftables \
-		iptables dnsutils curl util-linux >/dev/null || true; fi
+		iptables conntrack dnsutils curl util-linux >/dev/null || true; fi
 
 lint: test-deps
 	$(BIN)/ruff check src tests bench
