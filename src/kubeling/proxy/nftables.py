@@ -17,6 +17,9 @@ turns the dirty set into ONE `nft -f -` transaction per sync, at most every
 - **Errors**: a refused transaction is logged with its summary and nft's complaint; the
   table's state is then unknown, so the next sync is a full one, retried with back-off, and
   if even that is refused the table is replaced outright (`add table; delete table; …`).
+- **Stale UDP flows**: once a transaction is in the kernel, the conntrack entries it made
+  stale (UDP flows DNATed to an endpoint that left, flows to a frontend that just got
+  endpoints) are deleted in the background, as kube-proxy does (`conntrack.py`).
 - **Conflicts**: two Services may ask for one address and port (an externalIP, a
   LoadBalancer IP); the kernel would refuse the whole transaction, so the first to claim
   keeps it (oldest first on a full sync) and the other gets a Warning event, as do the
@@ -34,6 +37,15 @@ from dataclasses import replace
 from typing import Any
 
 from kubeling.client import EventRecorder, Informer
+from kubeling.proxy.conntrack import (
+    Conntrack,
+    ConntrackCleaner,
+    ConntrackRunner,
+    Served,
+    Target,
+    served_flows,
+    stale_flows,
+)
 from kubeling.proxy.nftables_exec import Nft, NftError, NftRunner, prepare_node
 from kubeling.proxy.nftables_rules import (
     SERVICE_IPS,
@@ -44,7 +56,7 @@ from kubeling.proxy.nftables_rules import (
     render_service,
 )
 from kubeling.proxy.nftables_transactions import diff_transaction, full_transaction
-from kubeling.proxy.rules import Frontend, plan_service, service_key_of_slice
+from kubeling.proxy.rules import Endpoint, Frontend, plan_service, service_key_of_slice
 from kubeling.proxy.userspace import SLICE_INDEX, slice_service_index
 
 log = logging.getLogger(__name__)
@@ -70,7 +82,7 @@ class NftablesProxy:
                  recorder: EventRecorder | None = None, cluster_cidr: str | None = None,
                  masquerade_all: bool | None = None, netns: str | None = None,
                  sync_period: float = 30.0, min_sync_period: float = 0.05, nft: NftRunner | None = None,
-                 manage_sysctls: bool = True) -> None:
+                 manage_sysctls: bool = True, conntrack: ConntrackRunner | None = None) -> None:
         self.services = services
         self.slices = slices
         self.node_name = node_name
@@ -79,6 +91,7 @@ class NftablesProxy:
         self.netns = netns
         self.nft: NftRunner = nft or Nft(netns)
         self.manage_sysctls = manage_sysctls
+        self.conntrack = ConntrackCleaner(conntrack or Conntrack(netns))
         cidr = str(ipaddress.ip_network(cluster_cidr, strict=False)) if cluster_cidr else None
         self.settings = RuleSettings(cluster_cidr=cidr, masquerade_all=bool(masquerade_all))
         self._auto_masquerade = masquerade_all is None  # decided by prepare(): on without br_netfilter
@@ -86,6 +99,7 @@ class NftablesProxy:
         self.min_sync_period = min_sync_period
         self.synced = asyncio.Event()  # set after the first full sync the kernel accepted
         self.applied: dict[str, ServiceRules] = {}  # what the kernel holds, per Service
+        self.served: dict[str, dict[Target, frozenset[Endpoint]]] = {}  # its UDP frontends' serving endpoints
         self.stats = {"full": 0, "incremental": 0, "failed": 0}
         self.last_transaction = ""
         self._claims: dict[str, str] = {}  # claim -> Service that holds it
@@ -129,8 +143,9 @@ class NftablesProxy:
         self._wake.set()
 
     async def wait_programmed(self) -> None:
-        """Until every change seen so far is in the kernel (for tests, benchmarks and readiness)."""
+        """Until every change seen so far is in the kernel, stale flows deleted (tests, benchmarks, readiness)."""
         await self._idle.wait()
+        await self.conntrack.wait_idle()
 
     # -- the sync loop --------------------------------------------------------------------------------
 
@@ -215,10 +230,11 @@ class NftablesProxy:
         self._held.clear()
         self._refused.clear()
         rendered: dict[str, ServiceRules] = {}
+        served: dict[str, dict[Target, frozenset[Endpoint]]] = {}
         problems: dict[str, tuple[Mapping[str, Any], list[Problem]]] = {}
         for n, svc in enumerate(sorted(self.services.list(), key=_age), 1):
             key = _key(svc)
-            rules, found = self._render(key, svc)
+            rules, found, served[key] = self._render(key, svc)
             if rules:
                 rendered[key] = rules
             problems[key] = (svc, found)
@@ -236,6 +252,8 @@ class NftablesProxy:
             self.last_transaction = text
             await self.nft.apply(text)
         self.applied = rendered
+        self._clear_stale_flows(self.served, served)
+        self.served = {key: flows for key, flows in served.items() if flows}
         self.stats["full"] += 1
         for key in set(self._reported) - set(problems):
             del self._reported[key]
@@ -246,12 +264,13 @@ class NftablesProxy:
         """Re-plan the given Services and write only their differences, in one transaction."""
         old: dict[str, ServiceRules] = {}
         new: dict[str, ServiceRules] = {}
+        served: dict[str, dict[Target, frozenset[Endpoint]]] = {}
         found: dict[str, tuple[Mapping[str, Any] | None, list[Problem]]] = {}
         freed: set[str] = set()
         for n, key in enumerate(sorted(keys), 1):
             before = set(self._held.get(key, ()))
             svc = self.services.get(key)
-            new[key], problems = self._render(key, svc)
+            new[key], problems, served[key] = self._render(key, svc)
             old[key] = self.applied.get(key) or ServiceRules()
             freed |= before - self._held.get(key, set())
             found[key] = (svc, problems)
@@ -266,6 +285,13 @@ class NftablesProxy:
                 self.applied[key] = rules
             else:
                 self.applied.pop(key, None)
+        # Even without a transaction: a terminating endpoint the rules did not use may have stopped serving.
+        self._clear_stale_flows({key: self.served.get(key, {}) for key in served}, served)
+        for key, flows in served.items():
+            if flows:
+                self.served[key] = flows
+            else:
+                self.served.pop(key, None)
         self.stats["incremental"] += 1
         for key, (svc, problems) in found.items():
             if svc is None:
@@ -277,13 +303,23 @@ class NftablesProxy:
             if wanted & freed:
                 self.mark(other)
 
-    def _render(self, key: str, svc: Mapping[str, Any] | None) -> tuple[ServiceRules, list[Problem]]:
+    def _clear_stale_flows(self, old: Mapping[str, Served], new: Mapping[str, Served]) -> None:
+        """Queue the deletion of the UDP flows the transaction just applied made stale (never before it)."""
+        # Merged over the Services: a frontend that moves from one Service to another is one frontend.
+        flows = stale_flows({t: eps for served in old.values() for t, eps in served.items()},
+                            {t: eps for served in new.values() for t, eps in served.items()})
+        if flows:
+            log.debug("clearing stale conntrack entries: %s", "; ".join(map(str, flows)))
+            self.conntrack.clear(flows)
+
+    def _render(self, key: str, svc: Mapping[str, Any] | None
+                ) -> tuple[ServiceRules, list[Problem], dict[Target, frozenset[Endpoint]]]:
         for c in self._held.pop(key, set()):
             if self._claims.get(c) == key:
                 del self._claims[c]
         self._refused.pop(key, None)
         if svc is None:
-            return ServiceRules(), []
+            return ServiceRules(), [], {}
         slices = self.slices.indexer.by_index(SLICE_INDEX, key)
         plan = plan_service(svc, slices, node_name=self.node_name, node_address=self.node_address,
                             any_address=True)
@@ -309,7 +345,8 @@ class NftablesProxy:
             held.add(c)
             frontends.append(frontend)
         self._held[key] = held
-        return render_service(frontends, self.settings), list(dict.fromkeys(problems))
+        return (render_service(frontends, self.settings), list(dict.fromkeys(problems)),
+                served_flows(frontends, slices))
 
     def _report(self, key: str, svc: Mapping[str, Any], problems: list[Problem]) -> None:
         before = self._reported.get(key, set())
@@ -341,6 +378,7 @@ class NftablesProxy:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        await self.conntrack.close()
 
     async def cleanup(self) -> None:
         """Delete table ip kubeling-proxy and every rule in it (uninstall)."""

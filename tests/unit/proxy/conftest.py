@@ -4,6 +4,9 @@ Backends are tiny asyncio servers on pod-like loopback addresses (127.42.R.x)
 answering their own name; ClusterIPs are random 127.43.R.x addresses so tests
 never collide with each other or with a running cluster. Every listener a test
 opens (backends and proxies) is closed by the fixtures.
+
+The nftables proxy's root tests get their node from the `node` fixture here: network
+namespaces built by `nftnet.node_network`, all deleted after the test.
 """
 
 from __future__ import annotations
@@ -11,16 +14,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+import shutil
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from kubeling.client import KubeClient
 from kubeling.client.resources import ENDPOINTSLICES, EVENTS, SERVICES
-from kubeling.proxy import ServiceProxy
+from kubeling.proxy import ServiceProxy, nftables_available
 from tests.unit.controllers.conftest import Cluster, cluster  # noqa: F401 (the fixture)
+from tests.unit.network.conftest import make_node, netns_prefix, plugin_dir  # noqa: F401 (fixtures)
+from tests.unit.proxy.nftnet import NodeNet, node_network
 
 Obj = dict[str, Any]
 NODE = "node-a"
@@ -172,3 +179,16 @@ async def running_proxy(client: KubeClient, *, node_address: str = "127.0.0.1",
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
         assert not proxy.proxy.listeners and not proxy.proxy.tracker.conns
+
+
+@pytest.fixture
+async def node(make_node: Callable[[str], str], netns_prefix: str, plugin_dir: str,  # noqa: F811
+               tmp_path: Path) -> AsyncIterator[NodeNet]:
+    """A node for the nftables proxy's root tests (`nftnet.node_network`); skipped without nft or its kernel support."""
+    if not shutil.which("nft"):
+        pytest.skip("needs nft (apt-get install nftables)")
+    async with node_network(make_node, netns_prefix, plugin_dir, tmp_path) as made:
+        reason = nftables_available(made.ns)
+        if reason:
+            pytest.skip(reason)
+        yield made

@@ -220,6 +220,14 @@ async def node_network(make_node: Callable[[str], str], netns_prefix: str, plugi
         await cleanup(node_ns, client_ns)
 
 
+def proxy_for(node: NodeNet, *objs: Obj, **kwargs: Any) -> NftablesProxy:
+    """An nftables proxy for `node` (nft and conntrack in its namespace) over fake informers holding `objs`."""
+    services = FakeInformer([o for o in objs if o["kind"] == "Service"])
+    slices = FakeInformer([o for o in objs if o["kind"] == "EndpointSlice"])
+    return NftablesProxy(services, slices, node_name=NODE, node_address=NODE_IP,  # type: ignore[arg-type]
+                         cluster_cidr=CLUSTER_CIDR, netns=node.ns, min_sync_period=0.01, **kwargs)
+
+
 # -- clients ----------------------------------------------------------------------------------------
 
 async def ask(path: str, host: str, port: int, *, timeout: float = 3.0) -> tuple[str, str]:

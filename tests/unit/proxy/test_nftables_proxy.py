@@ -1,5 +1,6 @@
 """The nftables proxy's sync loop against a recording fake of nft (no root needed): batching, incremental
-transactions, conflicts, problems as events, failures and the full resync that repairs them."""
+transactions, conflicts, problems as events, failures and the full resync that repairs them, and the
+stale UDP flows it has deleted after each transaction."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any
 import pytest
 
 from kubeling.proxy import nftables as nftables_module
+from kubeling.proxy.conntrack import StaleFlows
 from kubeling.proxy.nftables import NftablesProxy
 from kubeling.proxy.nftables_exec import NftError
 from tests.unit.proxy.nftnet import CLUSTER_CIDR, FakeInformer, endpoint_slice, running, service, settled
@@ -40,6 +42,22 @@ class FakeNft:
         self.cleaned += 1
 
 
+class FakeConntrack:
+    """Records each deletion with the number of transactions the kernel held at that moment."""
+
+    def __init__(self, nft: FakeNft) -> None:
+        self.nft = nft
+        self.calls: list[tuple[int, StaleFlows]] = []
+
+    async def delete(self, flows: StaleFlows) -> int:
+        self.calls.append((len(self.nft.transactions), flows))
+        return 1
+
+    def take(self) -> list[tuple[int, str]]:
+        calls, self.calls = self.calls, []
+        return sorted((n, str(f)) for n, f in calls)
+
+
 class Recorder:
     def __init__(self) -> None:
         self.events: list[tuple[str, str, str]] = []
@@ -53,10 +71,12 @@ class Setup:
         self.services = FakeInformer([o for o in objs if o["kind"] == "Service"])
         self.slices = FakeInformer([o for o in objs if o["kind"] == "EndpointSlice"])
         self.nft = FakeNft()
+        self.conntrack = FakeConntrack(self.nft)
         self.recorder = Recorder()
         self.proxy = NftablesProxy(self.services, self.slices, node_name="node-a", node_address="10.250.0.1",
                                    recorder=self.recorder, cluster_cidr=CLUSTER_CIDR,  # type: ignore[arg-type]
-                                   nft=self.nft, manage_sysctls=False, min_sync_period=0.01)
+                                   nft=self.nft, manage_sysctls=False, min_sync_period=0.01,
+                                   conntrack=self.conntrack)
         self.proxy.initial_backoff = 0.01
 
 
@@ -170,6 +190,82 @@ async def test_without_bridge_netfilter_all_service_traffic_is_masqueraded(monke
         assert "ip daddr 10.43.0.5 tcp dport 80 jump mark-for-masquerade" in setup.nft.transactions[0]
     explicit = Setup(service("web", "10.43.0.5"), endpoint_slice("web", PODS))
     explicit.proxy = NftablesProxy(explicit.services, explicit.slices, node_name="node-a",  # type: ignore[arg-type]
-                                   node_address="10.250.0.1", nft=explicit.nft, masquerade_all=False)
+                                   node_address="10.250.0.1", nft=explicit.nft, masquerade_all=False,
+                                   conntrack=explicit.conntrack)
     await explicit.proxy.prepare()
     assert not explicit.proxy.settings.masquerade_all  # asked for explicitly: left alone
+
+
+# -- stale UDP flows ------------------------------------------------------------------------------
+
+def udp_dns(**spec: Any) -> dict[str, Any]:
+    return service("dns", "10.43.0.10", 53, protocol="UDP", stype="NodePort", node_port=30053, **spec)
+
+
+async def test_stale_udp_flows_are_deleted_after_the_transaction() -> None:
+    setup = Setup(udp_dns(), endpoint_slice("dns", PODS, protocol="UDP"), service("web", "10.43.0.5"),
+                  endpoint_slice("web", PODS))
+    async with running(setup.proxy) as proxy:
+        await settled(proxy)
+        # Nothing is known of the flows before the start: every UDP frontend with endpoints, once.
+        assert setup.conntrack.take() == [(1, "UDP 10.43.0.10:53"), (1, "UDP NodePort 30053")]
+        setup.slices.apply(endpoint_slice("dns", {"10.42.0.2": "node-a"}, protocol="UDP"))
+        setup.slices.apply(endpoint_slice("web", {"10.42.0.2": "node-a"}))  # TCP: never
+        await settled(proxy)
+        assert setup.conntrack.take() == [(2, "UDP 10.43.0.10:53 DNATed to 10.42.0.3:8080"),
+                                          (2, "UDP NodePort 30053 DNATed to 10.42.0.3:8080")]
+        setup.slices.apply(endpoint_slice("dns", {}, protocol="UDP"))
+        await settled(proxy)
+        assert setup.conntrack.take() == [(3, "UDP 10.43.0.10:53 DNATed to 10.42.0.2:8080"),
+                                          (3, "UDP NodePort 30053 DNATed to 10.42.0.2:8080")]
+        setup.slices.apply(endpoint_slice("dns", {"10.42.0.3": "node-b"}, protocol="UDP"))  # 0 -> 1
+        await settled(proxy)
+        assert setup.conntrack.take() == [(4, "UDP 10.43.0.10:53"), (4, "UDP NodePort 30053")]
+        setup.services.delete(udp_dns())
+        await settled(proxy)
+        assert setup.conntrack.take() == [(5, "UDP 10.43.0.10:53"), (5, "UDP NodePort 30053")]
+        assert proxy.served == {}
+
+
+async def test_a_resync_without_changes_deletes_nothing() -> None:
+    setup = Setup(udp_dns(externalIPs=["192.0.2.10"]), endpoint_slice("dns", PODS, protocol="UDP"))
+    async with running(setup.proxy) as proxy:
+        await settled(proxy)
+        assert len(setup.conntrack.take()) == 3
+        for _ in range(2):
+            proxy.request_full_sync()
+            await settled(proxy)
+        assert proxy.stats["full"] == 3 and setup.conntrack.take() == []
+
+
+async def test_a_refused_transaction_deletes_nothing_until_a_sync_succeeds() -> None:
+    setup = Setup(udp_dns(), endpoint_slice("dns", PODS, protocol="UDP"))
+    async with running(setup.proxy) as proxy:
+        await settled(proxy)
+        setup.conntrack.take()
+        setup.nft.fail = 1
+        setup.slices.apply(endpoint_slice("dns", {"10.42.0.2": "node-a"}, protocol="UDP"))
+        await settled(proxy)
+        assert proxy.stats["failed"] == 1
+        # Only once the full resync is in the kernel (the second transaction applied).
+        assert setup.conntrack.take() == [(2, "UDP 10.43.0.10:53 DNATed to 10.42.0.3:8080"),
+                                          (2, "UDP NodePort 30053 DNATed to 10.42.0.3:8080")]
+
+
+async def test_a_terminating_endpoint_keeps_its_flows_until_it_stops_serving() -> None:
+    def slice_(**leaving: Any) -> dict[str, Any]:
+        made = endpoint_slice("dns", {"10.42.0.2": "node-a", "10.42.0.3": "node-a"}, protocol="UDP")
+        made["endpoints"][1]["conditions"] = {"ready": False, "terminating": True, **leaving}
+        return made
+
+    setup = Setup(udp_dns(), endpoint_slice("dns", PODS, protocol="UDP"))
+    async with running(setup.proxy) as proxy:
+        await settled(proxy)
+        setup.conntrack.take()
+        setup.slices.apply(slice_(serving=True))  # no new flows go there; the existing ones stay
+        await settled(proxy)
+        assert setup.conntrack.take() == []
+        setup.slices.apply(slice_(serving=False))  # the rules do not change, the flows go
+        await settled(proxy)
+        assert setup.conntrack.take() == [(2, "UDP 10.43.0.10:53 DNATed to 10.42.0.3:8080"),
+                                          (2, "UDP NodePort 30053 DNATed to 10.42.0.3:8080")]

@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import shutil
 import subprocess
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -21,48 +20,26 @@ from aiohttp.test_utils import TestServer
 from kubeling.apiserver.app import APIServer
 from kubeling.client.resources import ENDPOINTSLICES, SERVICES
 from kubeling.client.rest import KubeClient
-from kubeling.proxy import ServiceProxy, nftables_available
-from kubeling.proxy.nftables import NftablesProxy
+from kubeling.proxy import ServiceProxy
 from kubeling.proxy.nftables_exec import BRIDGE_NF_CALL_IPTABLES, IP_FORWARD, read_sysctl, write_sysctl
 from kubeling.storage.sqlite import SQLiteStore
-from tests.unit.network.conftest import make_node, netns_prefix, plugin_dir  # noqa: F401 (fixtures)
 from tests.unit.proxy.nftnet import (
     CLIENT_IP,
     CLUSTER_CIDR,
     GATEWAY,
     NODE,
     NODE_IP,
-    FakeInformer,
     NodeNet,
     ask,
     ask_udp,
     endpoint_slice,
-    node_network,
+    proxy_for,
     running,
     service,
     settled,
 )
 
 Obj = dict[str, Any]
-
-
-@pytest.fixture
-async def node(make_node: Callable[[str], str], netns_prefix: str, plugin_dir: str,  # noqa: F811
-               tmp_path: Path) -> AsyncIterator[NodeNet]:
-    if not shutil.which("nft"):
-        pytest.skip("needs nft (apt-get install nftables)")
-    async with node_network(make_node, netns_prefix, plugin_dir, tmp_path) as made:
-        reason = nftables_available(made.ns)
-        if reason:
-            pytest.skip(reason)
-        yield made
-
-
-def proxy_for(node: NodeNet, *objs: Obj, **kwargs: Any) -> NftablesProxy:
-    services = FakeInformer([o for o in objs if o["kind"] == "Service"])
-    slices = FakeInformer([o for o in objs if o["kind"] == "EndpointSlice"])
-    return NftablesProxy(services, slices, node_name=NODE, node_address=NODE_IP,  # type: ignore[arg-type]
-                         cluster_cidr=CLUSTER_CIDR, netns=node.ns, min_sync_period=0.01, **kwargs)
 
 
 def nft(node: NodeNet, *args: str) -> str:
