@@ -35,7 +35,8 @@ from .netcluster import (
     forwarded_kubeconfig,
     root_network_skip_reason,
 )
-from .simcluster import get_json, pod_ready, wait_until
+from .simcluster import get_json, wait_until
+from .webapp import CLIENT, SERVER, WebLookups, object_list, pod_names, spread, web_deployment, web_service
 
 pytestmark = pytest.mark.e2e
 
@@ -45,63 +46,17 @@ NODES = ("net-a", "net-b")
 PERIOD = 1  # readiness probe period (seconds)
 DNS_IP = "10.43.0.10"
 
-# Answers GET / with "<pod name> <client address>"; /ready is 200 until someone GETs /fail.
-SERVER = """
-import http.server, os
-name = os.environ["HOSTNAME"]
-state = {"ready": True}
-class H(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):
-        if self.path == "/fail":
-            state["ready"] = False
-        code = 503 if self.path == "/ready" and not state["ready"] else 200
-        body = f"{name} {self.client_address[0]}".encode()
-        self.send_response(code)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-    def log_message(self, *args):
-        pass
-http.server.ThreadingHTTPServer(("", 8080), H).serve_forever()
-"""
-
-# N requests to a URL; the count per answering pod name as JSON.
-CLIENT = """
-import collections, json, sys, urllib.request
-counts = collections.Counter()
-for _ in range(int(sys.argv[2])):
-    with urllib.request.urlopen(sys.argv[1], timeout=5) as resp:
-        counts[resp.read().decode().split()[0]] += 1
-print(json.dumps(counts))
-"""
+SPREAD = {"maxSkew": 1, "topologyKey": "kubernetes.io/hostname", "whenUnsatisfiable": "DoNotSchedule",
+          "labelSelector": {"matchLabels": {"app": "web"}}}
 
 
 def manifests() -> str:
-    deployment = {
-        "apiVersion": "apps/v1", "kind": "Deployment",
-        "metadata": {"name": "web", "namespace": NS},
-        "spec": {"replicas": 3, "selector": {"matchLabels": {"app": "web"}},
-                 "template": {"metadata": {"labels": {"app": "web"}}, "spec": {
-                     "terminationGracePeriodSeconds": 2,
-                     "topologySpreadConstraints": [{
-                         "maxSkew": 1, "topologyKey": "kubernetes.io/hostname",
-                         "whenUnsatisfiable": "DoNotSchedule", "labelSelector": {"matchLabels": {"app": "web"}}}],
-                     "containers": [{
-                         "name": "web", "image": "python:3-slim", "command": ["python3", "-c", SERVER],
-                         "ports": [{"name": "http", "containerPort": 8080}],
-                         "readinessProbe": {"httpGet": {"path": "/ready", "port": 8080},
-                                            "periodSeconds": PERIOD, "failureThreshold": 1}}]}}}}
-
-    def service(name: str, **spec: Any) -> Obj:
-        return {"apiVersion": "v1", "kind": "Service", "metadata": {"name": name, "namespace": NS},
-                "spec": {"selector": {"app": "web"}, **spec}}
-
-    items = [deployment,
-             service("web", ports=[{"name": "http", "port": 80, "targetPort": 8080}]),
-             service("web-headless", clusterIP="None", ports=[{"name": "http", "port": 8080}]),
-             service("web-np", type="NodePort", ports=[{"port": 80, "targetPort": "http"}]),
-             service("web-lb", type="LoadBalancer", ports=[{"port": 8081, "targetPort": 8080}])]
-    return json.dumps({"apiVersion": "v1", "kind": "List", "items": items})
+    return object_list(
+        web_deployment(NS, probe_period=PERIOD, bind_pod_ip=False, topologySpreadConstraints=[SPREAD]),
+        web_service(NS, "web", ports=[{"name": "http", "port": 80, "targetPort": 8080}]),
+        web_service(NS, "web-headless", clusterIP="None", ports=[{"name": "http", "port": 8080}]),
+        web_service(NS, "web-np", type="NodePort", ports=[{"port": 80, "targetPort": "http"}]),
+        web_service(NS, "web-lb", type="LoadBalancer", ports=[{"port": 8081, "targetPort": 8080}]))
 
 
 def client_pod(name: str, node: str) -> str:
@@ -126,29 +81,11 @@ class Proxy(_Process):
         return self.args
 
 
-class Env:
+class Env(WebLookups):
     def __init__(self, topo: Topology, up: NetUp, agent: NetAgent, proxy: Proxy, k: Kubectl) -> None:
         self.topo, self.up, self.agent, self.proxy, self.k = topo, up, agent, proxy, k
+        self.namespace = NS
         self.names: set[str] = set()
-
-    def svc(self, name: str) -> Obj:
-        return get_json(self.k, "service", name, "-n", NS)
-
-    def cluster_ip(self, name: str = "web") -> str:
-        return str(self.svc(name)["spec"]["clusterIP"])
-
-    def pods(self) -> list[Obj]:
-        pods = get_json(self.k, "pods", "-n", NS, "-l", "app=web")["items"]
-        self.names |= {p["metadata"]["name"] for p in pods}
-        return pods
-
-    def ready_pods(self) -> list[Obj]:
-        return [p for p in self.pods() if pod_ready(p) and not p["metadata"].get("deletionTimestamp")]
-
-    def slice_ips(self) -> set[str]:
-        slices = get_json(self.k, "endpointslices", "-n", NS, "-l", "kubernetes.io/service-name=web")["items"]
-        return {a for s in slices for e in s.get("endpoints") or []
-                if (e.get("conditions") or {}).get("ready") for a in e["addresses"]}
 
     def on_node(self, index: int, *argv: str, timeout: float = 60) -> str:
         """Run a command in node `index`'s network namespace; its stdout."""
@@ -232,17 +169,6 @@ def web(env: Env) -> Env:
     return env
 
 
-def spread(counts: dict[str, int], names: set[str], total: int) -> None:
-    assert set(counts) == names, counts
-    assert sum(counts.values()) == total, counts
-    for name, n in counts.items():
-        assert 0.20 * total <= n <= 0.46 * total, f"{name} got {n} of {total}: {counts}"
-
-
-def names(pods: list[Obj]) -> set[str]:
-    return {p["metadata"]["name"] for p in pods}
-
-
 def node_pod_cidr(env: Env, node: str) -> str:
     return str(get_json(env.k, "node", node)["spec"]["podCIDR"])
 
@@ -264,15 +190,15 @@ def test_pods_get_addresses_from_their_nodes_pod_cidr(web: Env) -> None:
 def test_clusterip_from_the_node_reaches_all_pods(web: Env) -> None:
     ip = web.cluster_ip()
     assert ipaddress.ip_address(ip) in ipaddress.ip_network("10.43.0.0/16")
-    spread(web.requests_from_node(0, f"http://{ip}/", 300), names(web.ready_pods()), 300)
-    spread(web.requests_from_node(1, f"http://{ip}/", 300), names(web.ready_pods()), 300)
+    spread(web.requests_from_node(0, f"http://{ip}/", 300), pod_names(web.ready_pods()), 300)
+    spread(web.requests_from_node(1, f"http://{ip}/", 300), pod_names(web.ready_pods()), 300)
 
 
 def test_clusterip_by_name_from_a_pod_reaches_all_pods(web: Env) -> None:
     url = "http://web.demo.svc.cluster.local/"
-    spread(web.requests_from_pod("client-a", url, 300), names(web.ready_pods()), 300)
+    spread(web.requests_from_pod("client-a", url, 300), pod_names(web.ready_pods()), 300)
     # the short name through the search path of the pod's resolv.conf
-    spread(web.requests_from_pod("client-b", "http://web/", 300), names(web.ready_pods()), 300)
+    spread(web.requests_from_pod("client-b", "http://web/", 300), pod_names(web.ready_pods()), 300)
 
 
 def test_pod_resolv_conf_points_at_cluster_dns(web: Env) -> None:
@@ -305,7 +231,7 @@ def test_pod_reaches_a_pod_on_the_other_node_by_ip_without_nat(web: Env) -> None
         for name, client in clients.items():
             if client["spec"]["nodeName"] == server["spec"]["nodeName"]:
                 continue
-            url = f"http://{server['status']['podIP']}:8080/"
+            url = f"http://{server['status']['podIP']}:8080/whoami"
             out = web.k("exec", "-n", NS, name, "--", "python3", "-c",
                         f"import urllib.request; print(urllib.request.urlopen({url!r}, timeout=5).read().decode())")
             pod_name, seen_from = out.split()
@@ -316,7 +242,7 @@ def test_pod_reaches_a_pod_on_the_other_node_by_ip_without_nat(web: Env) -> None
 def test_nodeport_answers_on_every_node_address(web: Env) -> None:
     node_port = web.svc("web-np")["spec"]["ports"][0]["nodePort"]
     assert 30000 <= node_port <= 32767
-    everyone = names(web.ready_pods())
+    everyone = pod_names(web.ready_pods())
     for target in (0, 1):
         counts = web.requests_from_node(1 - target, f"http://{web.topo.address(target)}:{node_port}/", 90)
         assert set(counts) == everyone, counts
@@ -327,7 +253,7 @@ def test_loadbalancer_has_node_addresses_and_answers(web: Env) -> None:
                          .get("loadBalancer", {}).get("ingress"), timeout=10, interval=0.1)
     addresses = {i["ip"] for i in ingress}
     assert addresses <= {web.topo.address(0), web.topo.address(1)} and addresses, ingress
-    everyone = names(web.ready_pods())
+    everyone = pod_names(web.ready_pods())
     for address in addresses:
         counts = web.requests_from_pod("client-a", f"http://{address}:8081/", 90)
         assert set(counts) == everyone, counts
@@ -346,7 +272,7 @@ def test_python_client_sees_pods_on_both_nodes(web: Env) -> None:
 
 def test_traffic_keeps_flowing_across_a_proxy_restart(web: Env) -> None:
     ip = web.cluster_ip()
-    everyone = names(web.ready_pods())
+    everyone = pod_names(web.ready_pods())
     failures: list[str] = []
     answered: collections.Counter[str] = collections.Counter()
     stop = threading.Event()
@@ -396,7 +322,7 @@ def test_failing_readiness_leaves_the_endpoints_and_gets_no_traffic(web: Env) ->
     elapsed = time.monotonic() - t0
     assert elapsed <= PERIOD + 1.5, f"took {elapsed:.1f}s, probe period {PERIOD}s"
     time.sleep(0.5)  # the proxies' batched sync
-    rest = names(pods) - {victim["metadata"]["name"]}
+    rest = pod_names(pods) - {victim["metadata"]["name"]}
     for index in (0, 1):
         counts = web.requests_from_node(index, f"http://{web.cluster_ip()}/", 100)
         assert set(counts) == rest, counts

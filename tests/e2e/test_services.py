@@ -30,7 +30,8 @@ import pytest
 
 from .cluster import Up, kill_pids, pod_host_processes, stable_port
 from .conftest import Kubectl, make_kubectl
-from .simcluster import get_json, pod_ready, wait_until
+from .simcluster import get_json, wait_until
+from .webapp import CLIENT, WebLookups, object_list, pod_names, spread, web_deployment, web_service
 
 pytestmark = pytest.mark.e2e
 
@@ -39,60 +40,12 @@ NS = "demo"
 NODE = "services-node"
 PERIOD = 1  # readiness probe period (seconds)
 
-# A web server answering GET / with its pod name; /ready is 200 until someone GETs /fail.
-SERVER = """
-import http.server, os
-name = os.environ["HOSTNAME"]
-state = {"ready": True}
-class H(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):
-        if self.path == "/fail":
-            state["ready"] = False
-        code = 503 if self.path == "/ready" and not state["ready"] else 200
-        body = name.encode()
-        self.send_response(code)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-    def log_message(self, *args):
-        pass
-http.server.ThreadingHTTPServer((os.environ["POD_IP"], 8080), H).serve_forever()
-"""
-
-# Run inside a pod: N requests to a URL, the count per answer as JSON.
-CLIENT = """
-import collections, json, sys, urllib.request
-counts = collections.Counter()
-for _ in range(int(sys.argv[2])):
-    with urllib.request.urlopen(sys.argv[1], timeout=5) as resp:
-        counts[resp.read().decode()] += 1
-print(json.dumps(counts))
-"""
-
-
 def manifests() -> str:
-    deployment = {
-        "apiVersion": "apps/v1", "kind": "Deployment",
-        "metadata": {"name": "web", "namespace": NS},
-        "spec": {"replicas": 3, "selector": {"matchLabels": {"app": "web"}},
-                 "template": {"metadata": {"labels": {"app": "web"}}, "spec": {
-                     "terminationGracePeriodSeconds": 2,
-                     "containers": [{
-                         "name": "web", "image": "python:3-slim", "command": ["python3", "-c", SERVER],
-                         "env": [{"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}],
-                         "ports": [{"name": "http", "containerPort": 8080}],
-                         "readinessProbe": {"httpGet": {"path": "/ready", "port": 8080},
-                                            "periodSeconds": PERIOD, "failureThreshold": 1}}]}}}}
-
-    def service(name: str, **spec: Any) -> Obj:
-        return {"apiVersion": "v1", "kind": "Service", "metadata": {"name": name, "namespace": NS},
-                "spec": {"selector": {"app": "web"}, **spec}}
-
-    items = [deployment,
-             service("web", ports=[{"name": "http", "port": 80, "targetPort": 8080}]),
-             service("web-headless", clusterIP="None", ports=[{"name": "http", "port": 8080}]),
-             service("web-np", type="NodePort", ports=[{"port": 80, "targetPort": "http"}])]
-    return json.dumps({"apiVersion": "v1", "kind": "List", "items": items})
+    return object_list(
+        web_deployment(NS, probe_period=PERIOD, bind_pod_ip=True),
+        web_service(NS, "web", ports=[{"name": "http", "port": 80, "targetPort": 8080}]),
+        web_service(NS, "web-headless", clusterIP="None", ports=[{"name": "http", "port": 8080}]),
+        web_service(NS, "web-np", type="NodePort", ports=[{"port": 80, "targetPort": "http"}]))
 
 
 def lb_service(port: int) -> str:
@@ -101,33 +54,17 @@ def lb_service(port: int) -> str:
                                 "ports": [{"port": port, "targetPort": 8080}]}})
 
 
-class Env:
+class Env(WebLookups):
     def __init__(self, up: Up, k: Kubectl, service_cidr: str) -> None:
         self.up = up
         self.k = k
+        self.namespace = NS
         self.service_cidr = service_cidr  # a /16 of 127/8
         self.names: set[str] = set()
-
-    def svc(self, name: str) -> Obj:
-        return get_json(self.k, "service", name, "-n", NS)
-
-    def cluster_ip(self, name: str = "web") -> str:
-        return str(self.svc(name)["spec"]["clusterIP"])
-
-    def ready_pods(self) -> list[Obj]:
-        pods = get_json(self.k, "pods", "-n", NS, "-l", "app=web")["items"]
-        ready = [p for p in pods if pod_ready(p) and not p["metadata"].get("deletionTimestamp")]
-        self.names |= {p["metadata"]["name"] for p in pods}
-        return ready
 
     def endpoint_ips(self) -> set[str]:
         ep = get_json(self.k, "endpoints", "web", "-n", NS)
         return {a["ip"] for s in ep.get("subsets") or [] for a in s.get("addresses") or []}
-
-    def slice_ips(self) -> set[str]:
-        slices = get_json(self.k, "endpointslices", "-n", NS, "-l", "kubernetes.io/service-name=web")["items"]
-        return {a for s in slices for e in s.get("endpoints") or []
-                if (e.get("conditions") or {}).get("ready") for a in e["addresses"]}
 
 
 @pytest.fixture(scope="module")
@@ -164,17 +101,6 @@ def web(env: Env) -> Env:
 def get(url: str, timeout: float = 5) -> str:
     with urllib.request.urlopen(url, timeout=timeout) as resp:
         return resp.read().decode()
-
-
-def spread(counts: dict[str, int], names: set[str], total: int) -> None:
-    assert set(counts) == names, counts
-    assert sum(counts.values()) == total, counts
-    for name, n in counts.items():
-        assert 0.20 * total <= n <= 0.46 * total, f"{name} got {n} of {total}: {counts}"
-
-
-def pod_names(pods: list[Obj]) -> set[str]:
-    return {p["metadata"]["name"] for p in pods}
 
 
 def test_clusterip_from_the_node_reaches_all_pods(web: Env) -> None:
