@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-import signal
 from pathlib import Path
 
 from kubeling.api.errors import StatusError
 from kubeling.cli.node import DNSOptions, NodeOptions, node_components
-from kubeling.cli.supervisor import ComponentDied, run_process, supervise
+from kubeling.cli.supervisor import exit_code, run_process, stop_on_signals, supervise
 from kubeling.client import APIUnavailable, KubeClient
 from kubeling.client.resources import SERVICES
 
@@ -77,10 +76,7 @@ async def _agent(server: str, token: str, data_dir: Path, opts: NodeOptions) -> 
     try:
         await check_join(client, server)
         await asyncio.to_thread(data_dir.mkdir, parents=True, exist_ok=True)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
+        stop = stop_on_signals()
         await configure_dns(client, opts)
         components, kubelet = node_components(client, data_dir, opts, first_node=False)
         supervisor = asyncio.create_task(supervise(components, stop))
@@ -89,11 +85,7 @@ async def _agent(server: str, token: str, data_dir: Path, opts: NodeOptions) -> 
         ready.cancel()
         if not supervisor.done():
             print(f"kubeling agent: node {opts.resolved_name()} joined {server}", flush=True)
-        try:
-            await supervisor
-        except ComponentDied:
-            return 1
-        return 0
+        return await exit_code(supervisor)
     finally:
         await client.close()
 

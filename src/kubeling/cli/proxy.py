@@ -10,12 +10,11 @@ re-syncs them in full at start. `--cleanup` removes them for good.
 from __future__ import annotations
 
 import asyncio
-import signal
 
 from kubeling.cli.agent import JoinRefused, check_join
 from kubeling.cli.network import NetworkMode
 from kubeling.cli.node import NodeOptions, proxy_component
-from kubeling.cli.supervisor import ComponentDied, run_process, supervise
+from kubeling.cli.supervisor import exit_code, run_process, stop_on_signals, supervise
 from kubeling.client import KubeClient
 
 
@@ -23,19 +22,12 @@ async def _proxy(server: str, token: str, opts: NodeOptions, service_lb: bool) -
     client = KubeClient(server, token=token, user_agent="kubeling-proxy")
     try:
         await check_join(client, server)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
+        stop = stop_on_signals()
         component = proxy_component(client, opts, service_lb=service_lb)
         supervisor = asyncio.create_task(supervise([component], stop))
         print(f"kubeling proxy: serving Services on node {opts.resolved_name()} ({opts.proxy_mode} mode)",
               flush=True)
-        try:
-            await supervisor
-        except ComponentDied:
-            return 1
-        return 0
+        return await exit_code(supervisor)
     finally:
         await client.close()
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import errno
 import logging
-import signal
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,7 @@ from kubeling.apiserver.app import APIServer
 from kubeling.apiserver.services import DEFAULT_NODE_PORT_RANGE, DEFAULT_SERVICE_CIDR
 from kubeling.cli import kubeconfig
 from kubeling.cli.node import NodeOptions, node_components
-from kubeling.cli.supervisor import Component, ComponentDied, run_process, supervise
+from kubeling.cli.supervisor import Component, ComponentDied, run_process, stop_on_signals, supervise
 from kubeling.client import KubeClient
 from kubeling.storage.sqlite import SQLiteStore
 
@@ -75,10 +74,7 @@ async def serve(data_dir: Path, bind: str, port: int, *, merge_kubeconfig: bool 
         raise StartupError(f"cannot listen on {bind}:{port}: {exc.strerror}") from exc
     url = f"http://{host}:{port}"
     kc = kubeconfig.write_kubeconfig(data_dir, url, token)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+    stop = stop_on_signals()
     client = KubeClient(url, token=token, user_agent="kubeling-control-plane")
     code = 0
     try:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import signal
 import sys
 
+from kubeling.cli.supervisor import stop_on_signals
 from kubeling.client import KubeClient
 from kubeling.kubelet.simulated import NodeShape, SimulatedNodes
 
@@ -15,10 +15,7 @@ from kubeling.kubelet.simulated import NodeShape, SimulatedNodes
 async def _simulate(kubeconfig: str, count: int, shape: NodeShape, prefix: str, complete_after: float) -> int:
     client = KubeClient.from_kubeconfig(kubeconfig, user_agent="kubeling-simulator")
     nodes = SimulatedNodes(client, count=count, prefix=prefix, shape=shape, complete_after=complete_after)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+    stop = stop_on_signals()
     task = asyncio.create_task(nodes.run())
     waiter = asyncio.create_task(nodes.ready.wait())
     try:

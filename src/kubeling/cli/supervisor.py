@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import signal
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
@@ -58,6 +59,24 @@ async def supervise(components: list[Component], stop: asyncio.Event) -> None:
         for task in tasks:
             with contextlib.suppress(BaseException):
                 await task
+
+
+def stop_on_signals() -> asyncio.Event:
+    """An event that SIGINT or SIGTERM sets: the graceful stop of a long-running command."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
+async def exit_code(supervisor: asyncio.Task[None]) -> int:
+    """Wait for a `supervise` task: 0 after a requested stop, 1 when a component died."""
+    try:
+        await supervisor
+    except ComponentDied:
+        return 1
+    return 0
 
 
 def run_process(main: Coroutine[Any, Any, int], *, fatal: type[BaseException]) -> int:
