@@ -36,10 +36,9 @@ from ..interface import (
     SandboxStatus,
     StreamSession,
 )
-from . import spawn
+from . import spawn, streams
 from .cgroups import Cgroup, CgroupManager
 from .container import LiveContainer, prepare_io
-from .exec import AttachSession, ExecSession, ExecTimeout
 from .logs import MAX_LINE
 from .namespaces import Capabilities, probe_namespaces
 from .state import ContainerRecord, SandboxRecord, StateDir
@@ -334,67 +333,17 @@ class ProcessRuntime:
 
     async def exec(self, container_id: str, command: list[str], *, tty: bool, stdin: bool) -> StreamSession:
         live = self._running(container_id)
-        rec = live.rec
-        spec: spawn.InitSpec = {"mode": "exec", "argv": command, "env": self._env(rec), "cwd": rec.config.working_dir,
-                "cgroup_procs": live.cgroup.procs_files() if live.cgroup else [],
-                "target_pid": rec.pid, "join": rec.namespaces}
-        if not command:
-            raise RuntimeError_("exec needs a command", reason="InvalidCommand")
-        session = ExecSession(spec, tty=tty, stdin=stdin)
-        live.exec_pids.add(session.pid)  # stopped with the container even without a cgroup
-        session.on_exit(lambda: live.exec_pids.discard(session.pid))
-        return session
+        return streams.exec_session(live, command, env=self._env(live.rec), tty=tty, stdin=stdin)
 
     async def exec_sync(self, container_id: str, command: list[str], timeout: float) -> tuple[int, bytes]:
-        session = await self.exec(container_id, command, tty=False, stdin=False)
-        output: list[bytes] = []
-
-        async def collect(stream: object) -> None:
-            async for chunk in stream:  # type: ignore[attr-defined]
-                output.append(chunk)
-
-        try:
-            async with asyncio.timeout(timeout):
-                await asyncio.gather(collect(session.stdout()), collect(session.stderr()))
-                code = await session.wait()
-        except TimeoutError:
-            await session.kill()
-            raise ExecTimeout(f"command {command!r} timed out after {timeout}s") from None
-        return code, b"".join(output)
+        return await streams.collect(await self.exec(container_id, command, tty=False, stdin=False), command,
+                                     timeout)
 
     async def attach(self, container_id: str, *, stdin: bool, tty: bool) -> StreamSession:
-        live = self._running(container_id)
-        queues, unsubscribe = live.subscribe()
-
-        async def exit_code() -> int:
-            await live.exited.wait()
-            return live.rec.exit_code
-
-        def on_close_stdin() -> None:
-            if live.rec.config.stdin_once:
-                live.close_stdin()
-
-        return AttachSession(stdin_fd=live.stdin_fd if stdin else -1, master_fd=live.master_fd, queues=queues,
-                             exit_code=exit_code, unsubscribe=unsubscribe, on_close_stdin=on_close_stdin)
+        return streams.attach_session(self._running(container_id), stdin=stdin)
 
     async def port_forward(self, sandbox_id: str, port: int) -> tuple[object, object]:
-        """Connect to `port` in the pod: to localhost inside its network namespace when it has one
-        (as Kubernetes does, so a server bound to 127.0.0.1 in the pod is reachable), else to the pod IP."""
-        sandbox = self._sandbox(sandbox_id)
-        if sandbox.config.netns_path:
-            from kubeling.network.netns import open_localhost_connection  # root mode only
-
-            try:
-                return await open_localhost_connection(sandbox.config.netns_path, port)
-            except OSError as exc:
-                raise RuntimeError_(f"cannot connect to localhost:{port} in the pod: {exc}",
-                                    reason="PortForwardError") from exc
-        host = sandbox.config.pod_ip or "127.0.0.1"
-        try:
-            return await asyncio.open_connection(host, port)
-        except OSError as exc:
-            raise RuntimeError_(f"cannot connect to {host}:{port} in the pod: {exc}",
-                                reason="PortForwardError") from exc
+        return await streams.connect_port(self._sandbox(sandbox_id).config, port)
 
     async def container_stats(self, container_id: str) -> ContainerStats | None:
         rec = self._records.get(container_id)
