@@ -1,9 +1,8 @@
-"""Small pieces of the cluster DNS schema shared by the record store and the kubelet side.
+"""Small pieces of the cluster DNS schema the record store uses.
 
-Kept apart from `records.py` so the kubelet can import `resolv_conf` (the
-Kubernetes pod resolv.conf: namespace search path and `ndots:5`) without
-pulling in the record store, and so the readiness rules for endpoints and
-pods — the part most likely to be argued about — live in one place.
+Kept apart from `records.py` so that the readiness rules for endpoints and
+pods — the part most likely to be argued about — live in one place. (A pod's
+resolv.conf is the kubelet's: kubelet/poddns.py.)
 """
 
 from __future__ import annotations
@@ -72,11 +71,3 @@ def reverse_zone(network: ipaddress.IPv4Network | ipaddress.IPv6Network) -> dns.
     full = dns.reversename.from_address(str(network.network_address))
     keep = network.prefixlen // (8 if network.version == 4 else 4)
     return full.split(keep + 3)[1]  # + "in-addr"/"ip6", "arpa" and the root label
-
-
-def resolv_conf(namespace: str, domain: str = "cluster.local", nameserver: str = "127.43.0.10",
-                *, extra_search: list[str] | None = None) -> str:
-    """The resolv.conf a pod in `namespace` gets under ClusterFirst DNS policy (kubelet's layout)."""
-    domain = domain.rstrip(".")
-    search = [f"{namespace}.svc.{domain}", f"svc.{domain}", domain, *(extra_search or [])]
-    return f"search {' '.join(search)}\nnameserver {nameserver}\noptions ndots:5\n"

@@ -8,7 +8,6 @@ import dns.rdatatype
 import pytest
 
 from kubeling.dns.records import RecordStore
-from kubeling.dns.zone import resolv_conf
 from tests.unit.dns.fixtures import endpoint, endpoint_slice, pod, service
 
 NOERROR, NXDOMAIN = dns.rcode.NOERROR, dns.rcode.NXDOMAIN
@@ -143,9 +142,3 @@ def test_delete_and_update_remove_records() -> None:
     assert ask(store, "box.sub.default.svc.cluster.local", "A")[0] == NXDOMAIN
     store.upsert_slice(endpoint_slice("db", [endpoint("127.42.0.50", hostname="db-0")], "data"))
     assert ask(store, "db-0.db.data.svc.cluster.local", "A")[1] == {"A 127.42.0.50"}
-
-
-def test_resolv_conf() -> None:
-    assert resolv_conf("demo", "cluster.local", "127.43.0.10") == (
-        "search demo.svc.cluster.local svc.cluster.local cluster.local\n"
-        "nameserver 127.43.0.10\noptions ndots:5\n")
