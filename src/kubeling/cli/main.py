@@ -161,12 +161,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.command in ("up", "server"):
         from kubeling.cli.server import ServerOptions, run
         data_dir = args.data_dir or kubeconfig.default_data_dir()
+        node = None
         if args.command == "up":
             mode, address = _network_mode(parser, args)
+            service_cidr = args.service_cidr or mode.default_service_cidr()
+            node = _node_options(parser, args, mode, address, service_cidr)
         else:  # the control plane alone: the range follows what this host's nodes would choose
-            mode, address = network.NetworkMode("host" if network.cni_reason() else "cni", "userspace"), ""
-        service_cidr = args.service_cidr or mode.default_service_cidr()
-        node = _node_options(parser, args, mode, address, service_cidr) if args.command == "up" else None
+            service_cidr = args.service_cidr or network.host_default_service_cidr()
         controller_options = _controller_options(parser, args.controller_option)
         controller_options.setdefault("cluster_cidr", args.cluster_cidr)
         return run(data_dir, args.bind, args.port, merge_kubeconfig=not args.no_merge_kubeconfig,

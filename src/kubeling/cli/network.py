@@ -56,6 +56,11 @@ def nftables_reason() -> str:
     return nftables_available()
 
 
+def host_default_service_cidr() -> str:
+    """The Service range `kubeling server` takes unless given: the one nodes on this host would use."""
+    return DEFAULT_SERVICE_CIDR if cni_reason() else ROOT_SERVICE_CIDR
+
+
 def resolve(pod_network: str = "auto", proxy_mode: str = "auto") -> NetworkMode:
     """The modes for these flags on this host; NetworkModeError when an explicit choice is impossible."""
     if pod_network not in POD_NETWORKS:

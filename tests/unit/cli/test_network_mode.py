@@ -82,3 +82,9 @@ def test_auto_without_a_node_address_takes_the_no_root_mode(host: dict[str, str]
     with pytest.raises(NetworkModeError, match="pass --node-address"):
         network.resolve_node("cni", "auto", "")
     assert network.resolve_node("auto", "auto", "192.0.2.4") == (resolve("cni"), "192.0.2.4")
+
+
+def test_server_alone_takes_the_range_of_this_hosts_nodes(host: dict[str, str]) -> None:
+    assert network.host_default_service_cidr() == "10.43.0.0/16"
+    host["cni"] = "needs root"
+    assert network.host_default_service_cidr() == "127.43.0.0/16"
